@@ -1,0 +1,136 @@
+"""``tunery`` command line: train, validate, preview, env, quickstart."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from tunery.spec import JobSpec, SpecError, load_spec
+from tunery.spec.events import EXIT_FAILED, EXIT_INVALID, EXIT_SUCCEEDED, Event
+
+
+def _add_job_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job", type=Path, help="job file (YAML or JSON; LLaMA-Factory keys accepted)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="override keys of the job file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tunery", description="Fine-tune open LLMs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from a job file")
+    _add_job_args(train)
+    train.add_argument(
+        "--events",
+        metavar="PATH",
+        help="write the JSON-lines event stream to PATH ('-' = stdout; the progress bar is then off)",
+    )
+    train.add_argument("--cache-dir", type=Path, help="tokenized cache folder (default ~/.cache/tunery)")
+
+    validate = commands.add_parser("validate", help="check the job spec and every data row; no training")
+    _add_job_args(validate)
+    validate.add_argument("--max-errors", type=int, default=50, help="row errors to print (all are counted)")
+
+    preview = commands.add_parser("preview", help="show tokenized examples with trained/masked spans")
+    _add_job_args(preview)
+    preview.add_argument("--n", type=int, default=3, help="number of examples")
+    preview.add_argument("--format", choices=["text", "jsonl"], default="text")
+    preview.add_argument("--cache-dir", type=Path)
+
+    commands.add_parser("env", help="print versions and devices")
+
+    quick = commands.add_parser("quickstart", help="train a LoRA on the demo data with a local model")
+    quick.add_argument("--home", type=Path, default=Path(".tunery"), help="data folder (default ./.tunery)")
+    quick.add_argument("--steps", type=int, default=30)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> JobSpec:
+    return load_spec(args.job, list(args.overrides))
+
+
+def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
+    from tunery.cli.progress import ProgressPrinter
+    from tunery.engine.events import EventSink
+    from tunery.engine.train.runner import run_training
+
+    spec = _load(args)
+    stream: TextIO | None = None
+    listeners: list[Callable[[Event], None]] = []
+    if args.events == "-":
+        stream = sys.stdout
+    elif args.events:
+        Path(args.events).parent.mkdir(parents=True, exist_ok=True)
+        stream = open(args.events, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    if args.events != "-":
+        listeners.append(ProgressPrinter(sys.stderr))
+    try:
+        sink = EventSink(stream, keep=False, listeners=listeners)
+        return run_training(spec, sink, cache_dir=args.cache_dir)
+    finally:
+        if stream is not None and stream is not sys.stdout:
+            stream.close()
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    from tunery.engine.data.load import validate_datasets
+
+    spec = _load(args)
+    out.write(f"spec: ok ({args.job})\n")
+    report = validate_datasets(spec.data, spec.method.stage)
+    for error in report.errors[: args.max_errors]:
+        out.write(f"  {error}\n")
+    hidden = len(report.errors) - args.max_errors
+    if hidden > 0:
+        out.write(f"  ... and {hidden} more row errors\n")
+    out.write(f"data: {report.rows_valid}/{report.rows_total} rows valid, {len(report.errors)} errors\n")
+    return EXIT_SUCCEEDED if report.rows_valid > 0 and not report.errors else EXIT_INVALID
+
+
+def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
+    from tunery.engine.tokenize.preview import preview_job
+
+    spec = _load(args)
+    out.write(preview_job(spec, n=args.n, fmt=args.format, color=out.isatty(), cache_dir=args.cache_dir))
+    return EXIT_SUCCEEDED
+
+
+def cmd_env(args: argparse.Namespace, out: TextIO) -> int:
+    from tunery.engine.environment import describe_environment
+
+    for key, value in describe_environment().items():
+        out.write(f"{key:<22} {value}\n")
+    return EXIT_SUCCEEDED
+
+
+def cmd_quickstart(args: argparse.Namespace, out: TextIO) -> int:
+    from tunery.cli.quickstart import quickstart
+
+    return quickstart(args.home, steps=args.steps, out=out)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+    "train": cmd_train,
+    "validate": cmd_validate,
+    "preview": cmd_preview,
+    "env": cmd_env,
+    "quickstart": cmd_quickstart,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, sys.stdout)
+    except SpecError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: dataset_info.json registry, file loading, format conversion, validation, mixing."""

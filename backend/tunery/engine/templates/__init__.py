@@ -1,0 +1,1 @@
+"""Chat templates: one registry of model families' conversation formats."""

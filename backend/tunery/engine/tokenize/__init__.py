@@ -1,0 +1,1 @@
+"""Tokenization: label masking, cutoff, packing, and the content-keyed tokenized cache."""

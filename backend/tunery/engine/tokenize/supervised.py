@@ -1,0 +1,165 @@
+"""Supervised (SFT) encoding: prompt tokens masked, response tokens trained, LLaMA-Factory's cutoff rule.
+
+All turns of all examples are rendered to text first, tokenized in large batches, then assembled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunery.engine.data.types import Example, Role
+from tunery.engine.templates.base import ChatTemplate
+from tunery.engine.tokenize.rows import IGNORE_INDEX
+from tunery.engine.tokenize.text import encode_texts
+
+_PROMPT_ROLES = (Role.USER, Role.OBSERVATION)
+_ANSWER_ROLES = (Role.ASSISTANT, Role.FUNCTION)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """The data options that shape token ids and labels."""
+
+    cutoff_len: int
+    train_on_prompt: bool = False
+    mask_history: bool = False
+    enable_thinking: bool | None = True
+    default_system: str | None = None
+
+
+@dataclass
+class Encoded:
+    """Encoded sequences; ``full_lengths`` are the lengths before the cutoff (truncated if > cutoff)."""
+
+    input_ids: list[list[int]] = field(default_factory=list)
+    labels: list[list[int]] = field(default_factory=list)
+    full_lengths: list[int] = field(default_factory=list)
+
+    def truncated(self, cutoff_len: int) -> int:
+        return sum(1 for length in self.full_lengths if length > cutoff_len)
+
+
+def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int, int]:
+    """LLaMA-Factory's split of a budget between a prompt and its response.
+
+    A side shorter than half the budget is kept whole and the other side gets the rest; when both
+    are long, the budget is shared in proportion to their lengths.
+    """
+    if target_len * 2 < cutoff_len:
+        max_target = cutoff_len
+    elif source_len * 2 < cutoff_len:
+        max_target = cutoff_len - source_len
+    else:
+        max_target = int(cutoff_len * (target_len / (source_len + target_len)))
+    new_target = min(max_target, target_len)
+    new_source = min(max(cutoff_len - new_target, 0), source_len)
+    return new_source, new_target
+
+
+def _where(example: Example, index: int) -> str:
+    if example.ref is not None:
+        return f"{example.ref.file}, row {example.ref.row}"
+    return f"example {index + 1}"
+
+
+def check_conversation(example: Example, index: int) -> None:
+    """Raise a clear error for an example that is not prompt turns + one response."""
+    where = _where(example, index)
+    if len(example.response) != 1:
+        raise ValueError(
+            f"{where}, field 'response': supervised training needs exactly one response "
+            f"(got {len(example.response)})"
+        )
+    messages = example.messages
+    if len(messages) % 2 != 0 or not example.prompt:
+        raise ValueError(f"{where}, field 'messages': turns must alternate prompt/response, got {len(messages)}")
+    for turn, message in enumerate(messages):
+        expected = _PROMPT_ROLES if turn % 2 == 0 else _ANSWER_ROLES
+        if message.role not in expected:
+            names = " or ".join(role.value for role in expected)
+            raise ValueError(f"{where}, field 'messages[{turn}].role': expected {names}, got {message.role.value}")
+
+
+def render_pairs(
+    examples: Sequence[Example], template: ChatTemplate, options: EncodeOptions
+) -> list[list[tuple[str, str]]]:
+    """Text of every (prompt, response) pair of every example."""
+    rendered = []
+    for index, example in enumerate(examples):
+        check_conversation(example, index)
+        system = example.system if example.system is not None else options.default_system
+        rendered.append(
+            template.render_turns(
+                example.messages, system, example.tools, enable_thinking=options.enable_thinking
+            )
+        )
+    return rendered
+
+
+def encode_supervised(
+    examples: Sequence[Example], tokenizer: Any, template: ChatTemplate, options: EncodeOptions
+) -> Encoded:
+    """Token ids and labels of SFT examples (one sequence per example, cut to ``cutoff_len``)."""
+    rendered = render_pairs(examples, template, options)
+    texts = [text for pairs in rendered for pair in pairs for text in pair]
+    ids = encode_texts(tokenizer, texts)
+    efficient_eos = bool(getattr(template, "efficient_eos", False))
+    eos_id = tokenizer.eos_token_id
+    if efficient_eos and eos_id is None:
+        raise ValueError(f"template '{template.name}' needs an eos token; the tokenizer has none")
+
+    out = Encoded()
+    cursor = 0
+    for pairs in rendered:
+        turns = [(ids[cursor + 2 * i], ids[cursor + 2 * i + 1]) for i in range(len(pairs))]
+        cursor += 2 * len(pairs)
+        input_ids, labels, full = assemble(turns, options, eos_id if efficient_eos else None)
+        out.input_ids.append(input_ids)
+        out.labels.append(labels)
+        out.full_lengths.append(full)
+    return out
+
+
+def assemble(
+    turns: Sequence[tuple[list[int], list[int]]], options: EncodeOptions, efficient_eos_id: int | None = None
+) -> tuple[list[int], list[int], int]:
+    """Join turns into (input_ids, labels, untruncated length), turn by turn as LLaMA-Factory does.
+
+    With ``mask_history`` turns are taken last-first (the last turns keep the budget) and only the
+    last response is trained. ``efficient_eos_id``: the template puts no eos after responses; the
+    label of the next prompt's first token is eos instead, and one eos closes the sequence.
+    """
+    cutoff = options.cutoff_len
+    extra = 1 if efficient_eos_id is not None else 0
+    full = extra + sum(len(source) + len(target) for source, target in turns)
+    order = list(reversed(turns)) if options.mask_history else list(turns)
+    total = extra
+    pieces: list[tuple[list[int], list[int]]] = []
+    for turn, (source, target) in enumerate(order):
+        if total >= cutoff:
+            break
+        if full > cutoff:
+            source_len, target_len = infer_seqlen(len(source), len(target), cutoff - total)
+            source, target = source[:source_len], target[:target_len]
+        total += len(source) + len(target)
+        if options.train_on_prompt:
+            source_labels = list(source)
+        elif efficient_eos_id is not None and turn != 0 and source:
+            source_labels = [efficient_eos_id] + [IGNORE_INDEX] * (len(source) - 1)
+        else:
+            source_labels = [IGNORE_INDEX] * len(source)
+        if options.mask_history and turn != 0:
+            target_labels = [IGNORE_INDEX] * len(target)
+        else:
+            target_labels = list(target)
+        pieces.append((source + target, source_labels + target_labels))
+    if options.mask_history:
+        pieces.reverse()
+    input_ids = [token for piece_ids, _ in pieces for token in piece_ids]
+    labels = [token for _, piece_labels in pieces for token in piece_labels]
+    if efficient_eos_id is not None:
+        input_ids.append(efficient_eos_id)
+        labels.append(efficient_eos_id)
+    return input_ids, labels, full

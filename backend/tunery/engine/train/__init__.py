@@ -1,0 +1,1 @@
+"""Training: model loading, fine-tuning methods, stages, callbacks, checkpoints."""

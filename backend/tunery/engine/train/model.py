@@ -1,0 +1,202 @@
+"""Loading the tokenizer and the causal LM a job trains, with precision, attention and memory settings."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from tunery.engine.train.errors import TrainingError, invalid_spec, unsupported_hardware
+from tunery.spec import JobSpec
+from tunery.spec.model import ModelSection
+from tunery.spec.training import TrainingSection
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """The model to train and how it was loaded (the methods need some of these facts)."""
+
+    model: PreTrainedModel
+    compute_dtype: torch.dtype
+    attn_implementation: str
+    vocab_resized: bool
+
+
+# ---- precision and attention -------------------------------------------------------------------
+
+
+def resolve_compute_dtype(training: TrainingSection) -> torch.dtype:
+    """fp32 unless ``bf16``/``fp16`` is set, and only where this machine can train in that precision."""
+    if training.bf16:
+        if not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+            raise unsupported_hardware(
+                "training.bf16", "bf16 training needs a CUDA GPU with bf16 support (Ampere or newer); "
+                "set bf16: false to train in fp32"
+            )
+        return torch.bfloat16
+    if training.fp16:
+        if not torch.cuda.is_available():
+            raise unsupported_hardware(
+                "training.fp16", "fp16 mixed precision needs a CUDA GPU; set fp16: false to train in fp32"
+            )
+        return torch.float16
+    return torch.float32
+
+
+def resolve_attention(model: ModelSection) -> str:
+    """The transformers ``attn_implementation`` for ``model.flash_attn`` (auto tries sdpa at load time)."""
+    choice = model.flash_attn
+    if choice in ("disabled", "eager"):
+        return "eager"
+    if choice == "fa2":
+        if not torch.cuda.is_available():
+            raise unsupported_hardware("model.flash_attn", "fa2 (FlashAttention-2) needs a CUDA GPU")
+        if importlib.util.find_spec("flash_attn") is None:
+            raise unsupported_hardware(
+                "model.flash_attn", "fa2 needs the flash_attn package, which is not installed; use sdpa"
+            )
+        return "flash_attention_2"
+    return "sdpa"  # "auto" and "sdpa"; auto falls back to eager when the architecture lacks sdpa
+
+
+def describe_device() -> str:
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name()})"
+    return "cpu"
+
+
+# ---- tokenizer ---------------------------------------------------------------------------------
+
+
+def load_tokenizer(model: ModelSection) -> PreTrainedTokenizerBase:
+    """The tokenizer of the model (or ``tokenizer_name_or_path``), with tokens from the spec added."""
+    from transformers import AutoTokenizer
+
+    source = model.tokenizer_name_or_path or model.model_name_or_path
+    kwargs: dict[str, Any] = {
+        "use_fast": model.use_fast_tokenizer,
+        "split_special_tokens": model.split_special_tokens,
+        "trust_remote_code": model.trust_remote_code,
+        "revision": model.model_revision,
+        "cache_dir": model.cache_dir,
+        "padding_side": "right",
+    }
+    if model.gguf_file and model.tokenizer_name_or_path is None:
+        kwargs["gguf_file"] = model.gguf_file
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise invalid_spec("model_name_or_path", f"cannot load the tokenizer from {source!r}: {exc}") from exc
+    if model.add_tokens:
+        tokenizer.add_tokens(model.add_tokens, special_tokens=False)
+    if model.add_special_tokens:
+        tokenizer.add_special_tokens(
+            {"additional_special_tokens": model.add_special_tokens}, replace_extra_special_tokens=False
+        )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+# ---- model -------------------------------------------------------------------------------------
+
+
+def load_model(spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> LoadedModel:
+    """Load the causal LM in the compute dtype, resize its vocabulary if needed, prepare it for training."""
+    dtype = resolve_compute_dtype(spec.training)
+    attn = resolve_attention(spec.model)
+    model = _from_pretrained(spec.model, dtype, attn)
+    resized = _resize_vocab(model, tokenizer, spec.model)
+    prepare_for_training(model, spec)
+    return LoadedModel(model=model, compute_dtype=dtype, attn_implementation=_attn_of(model),
+                       vocab_resized=resized)
+
+
+def _from_pretrained(model_args: ModelSection, dtype: torch.dtype, attn: str) -> PreTrainedModel:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    common: dict[str, Any] = {
+        "trust_remote_code": model_args.trust_remote_code,
+        "revision": model_args.model_revision,
+        "cache_dir": model_args.cache_dir,
+    }
+    if model_args.gguf_file:
+        if importlib.util.find_spec("gguf") is None:
+            raise invalid_spec("model.gguf_file", "loading GGUF files needs the gguf package")
+        common["gguf_file"] = model_args.gguf_file
+    source = model_args.model_name_or_path
+    try:
+        if model_args.train_from_scratch:
+            config = AutoConfig.from_pretrained(source, **common)
+            return AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
+        try:
+            return AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, attn_implementation=attn, **common
+            )
+        except ValueError as exc:
+            if attn != "sdpa" or "scaled_dot_product_attention" not in str(exc):
+                raise
+            if model_args.flash_attn == "sdpa":
+                raise invalid_spec("model.flash_attn", f"{source} does not support sdpa; use auto or eager") from exc
+            logger.warning("%s does not support sdpa; using eager attention", source)
+            return AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, attn_implementation="eager", **common
+            )
+    except TrainingError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise invalid_spec("model_name_or_path", f"cannot load a causal LM from {source!r}: {exc}") from exc
+
+
+def _attn_of(model: PreTrainedModel) -> str:
+    return str(getattr(model.config, "_attn_implementation", None) or "eager")
+
+
+def _resize_vocab(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, args: ModelSection) -> bool:
+    """Grow the embeddings when the tokenizer has more tokens than the model (LF: multiple of 64)."""
+    rows = model.get_input_embeddings().weight.size(0)
+    if len(tokenizer) <= rows:
+        return False
+    if not args.resize_vocab:
+        logger.warning("tokenizer has %d tokens, model %d embeddings: resizing the vocabulary", len(tokenizer), rows)
+    model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+    return True
+
+
+def prepare_for_training(model: PreTrainedModel, spec: JobSpec) -> None:
+    """KV cache off, gradient checkpointing (LF: on unless disabled), optional fp32 upcasts."""
+    model.config.use_cache = False
+    if gradient_checkpointing_wanted(spec):
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            logger.warning("%s does not support gradient checkpointing", type(model).__name__)
+        else:
+            model.activation_checkpointing_enable(
+                activation_checkpointing_kwargs={"use_reentrant": spec.model.use_reentrant_gc}
+            )
+            model.enable_input_require_grads()
+    if spec.model.upcast_layernorm:
+        for name, param in model.named_parameters():
+            if param.ndim == 1 and "norm" in name:
+                param.data = param.data.to(torch.float32)
+    if spec.model.upcast_lmhead_output:
+        head = model.get_output_embeddings()
+        if head is not None:
+            head.register_forward_hook(_output_to_fp32)
+
+
+def gradient_checkpointing_wanted(spec: JobSpec) -> bool:
+    """LLaMA-Factory turns it on for training unless ``disable_gradient_checkpointing``;
+    ``training.gradient_checkpointing: true`` forces it on."""
+    return spec.training.gradient_checkpointing or not spec.model.disable_gradient_checkpointing
+
+
+def _output_to_fp32(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+    return output.to(torch.float32)
