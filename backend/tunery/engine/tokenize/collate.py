@@ -72,14 +72,14 @@ class PackedCollator:
         labels = [list(f["labels"]) for f in features]
         positions = [
             list(f["position_ids"]) if "position_ids" in f else list(range(len(row)))
-            for f, row in zip(features, ids)
+            for f, row in zip(features, ids, strict=True)
         ]
         if self.flatten:
             ids = [[token for row in ids for token in row]]
             labels = [[token for row in labels for token in row]]
             positions = [[pos for row in positions for pos in row]]
         width = _round_up(max((len(row) for row in ids), default=0), self.pad_to_multiple_of)
-        for row_ids, row_labels, row_pos in zip(ids, labels, positions):
+        for row_ids, row_labels, row_pos in zip(ids, labels, positions, strict=True):
             pad = width - len(row_ids)
             row_ids.extend([self.pad_token_id] * pad)
             row_labels.extend([IGNORE_INDEX] * pad)

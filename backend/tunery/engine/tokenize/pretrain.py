@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from tunery.engine.data.types import Example
+from tunery.engine.tokenize.errors import TokenizeError
 from tunery.engine.tokenize.rows import TokenRows
 from tunery.engine.tokenize.supervised import Encoded
 from tunery.engine.tokenize.text import encode_texts
@@ -18,7 +19,7 @@ def pretrain_text(example: Example, index: int = 0) -> str:
     messages = example.prompt or example.response
     if not messages:
         where = f"{example.ref.file}, row {example.ref.row}" if example.ref else f"example {index + 1}"
-        raise ValueError(f"{where}, field 'text': pretraining example has no text")
+        raise TokenizeError(f"{where}, field 'text': pretraining example has no text")
     return messages[0].content
 
 
@@ -27,7 +28,7 @@ def eos_text(tokenizer: Any, template_name: str | None) -> str:
     if template_name == "llama3":
         return "<|end_of_text|>"
     if tokenizer.eos_token is None:
-        raise ValueError("pretraining needs an eos token; the tokenizer has none")
+        raise TokenizeError("pretraining needs an eos token; the tokenizer has none")
     return str(tokenizer.eos_token)
 
 
@@ -35,9 +36,7 @@ def _adds_bos(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "add_bos_token", False)) and tokenizer.bos_token is not None
 
 
-def encode_pretrain(
-    examples: Sequence[Example], tokenizer: Any, template_name: str | None, cutoff_len: int
-) -> Encoded:
+def encode_pretrain(examples: Sequence[Example], tokenizer: Any, template_name: str | None, cutoff_len: int) -> Encoded:
     """One sequence per document (bos if the tokenizer adds one, text, eos), cut to ``cutoff_len``."""
     prefix = str(tokenizer.bos_token) if _adds_bos(tokenizer) else ""
     suffix = eos_text(tokenizer, template_name)
@@ -65,9 +64,7 @@ def pack_blocks(
     As in LLaMA-Factory, the first token of each block is replaced by bos when the tokenizer adds bos.
     Labels equal the ids (every token is trained).
     """
-    stream = np.fromiter(
-        (token for doc in (carry, *documents) for token in doc), dtype=np.int32
-    )
+    stream = np.fromiter((token for doc in (carry, *documents) for token in doc), dtype=np.int32)
     blocks = len(stream) // block_size
     body = stream[: blocks * block_size].copy()
     leftover = stream[blocks * block_size :].tolist()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -59,7 +58,8 @@ class TokenRows:
         if len(parts) == 1:
             return parts[0]
         starts = np.cumsum([0] + [int(part.offsets[-1]) for part in parts[:-1]])
-        offsets = np.concatenate([parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, starts)])
+        shifted = [p.offsets[1:] + s for p, s in zip(parts, starts, strict=True)]
+        offsets = np.concatenate([parts[0].offsets[:1], *shifted])
         positions = None
         if parts[0].position_ids is not None:
             positions = np.concatenate([p.position_ids for p in parts if p.position_ids is not None])
@@ -107,7 +107,3 @@ class TokenizedDataset(Dataset[dict[str, list[int]]]):
 
     def __repr__(self) -> str:
         return f"TokenizedDataset(rows={len(self.rows)}, tokens={int(self.rows.offsets[-1])})"
-
-
-def as_lists(rows: TokenRows) -> list[dict[str, Any]]:
-    return [rows.row(i) for i in range(len(rows))]

@@ -72,7 +72,7 @@ def length_histogram(lengths: Sequence[int] | np.ndarray, cutoff_len: int) -> li
         bound *= 2
     bounds.append(max(cutoff_len, int(values.max()) if values.size else 0))
     counts = np.bincount(np.searchsorted(np.asarray(bounds), values, side="left"), minlength=len(bounds))
-    return [(b, int(c)) for b, c in zip(bounds, counts.tolist())]
+    return [(b, int(c)) for b, c in zip(bounds, counts.tolist(), strict=True)]
 
 
 def compute_stats(

@@ -11,6 +11,7 @@ from typing import Any
 
 from tunery.engine.data.types import Example, Role
 from tunery.engine.templates.base import ChatTemplate
+from tunery.engine.tokenize.errors import TokenizeError
 from tunery.engine.tokenize.rows import IGNORE_INDEX
 from tunery.engine.tokenize.text import encode_texts
 
@@ -68,18 +69,17 @@ def check_conversation(example: Example, index: int) -> None:
     """Raise a clear error for an example that is not prompt turns + one response."""
     where = _where(example, index)
     if len(example.response) != 1:
-        raise ValueError(
-            f"{where}, field 'response': supervised training needs exactly one response "
-            f"(got {len(example.response)})"
+        raise TokenizeError(
+            f"{where}, field 'response': supervised training needs exactly one response (got {len(example.response)})"
         )
     messages = example.messages
     if len(messages) % 2 != 0 or not example.prompt:
-        raise ValueError(f"{where}, field 'messages': turns must alternate prompt/response, got {len(messages)}")
+        raise TokenizeError(f"{where}, field 'messages': turns must alternate prompt/response, got {len(messages)}")
     for turn, message in enumerate(messages):
         expected = _PROMPT_ROLES if turn % 2 == 0 else _ANSWER_ROLES
         if message.role not in expected:
             names = " or ".join(role.value for role in expected)
-            raise ValueError(f"{where}, field 'messages[{turn}].role': expected {names}, got {message.role.value}")
+            raise TokenizeError(f"{where}, field 'messages[{turn}].role': expected {names}, got {message.role.value}")
 
 
 def render_pairs(
@@ -90,11 +90,13 @@ def render_pairs(
     for index, example in enumerate(examples):
         check_conversation(example, index)
         system = example.system if example.system is not None else options.default_system
-        rendered.append(
-            template.render_turns(
+        try:
+            pairs = template.render_turns(
                 example.messages, system, example.tools, enable_thinking=options.enable_thinking
             )
-        )
+        except ValueError as err:  # the template's own errors name no row
+            raise TokenizeError(f"{_where(example, index)}, field 'messages': {err}") from err
+        rendered.append(pairs)
     return rendered
 
 
@@ -108,7 +110,7 @@ def encode_supervised(
     efficient_eos = bool(getattr(template, "efficient_eos", False))
     eos_id = tokenizer.eos_token_id
     if efficient_eos and eos_id is None:
-        raise ValueError(f"template '{template.name}' needs an eos token; the tokenizer has none")
+        raise TokenizeError(f"template '{template.name}' needs an eos token; the tokenizer has none")
 
     out = Encoded()
     cursor = 0
@@ -150,10 +152,8 @@ def assemble(
             source_labels = [efficient_eos_id] + [IGNORE_INDEX] * (len(source) - 1)
         else:
             source_labels = [IGNORE_INDEX] * len(source)
-        if options.mask_history and turn != 0:
-            target_labels = [IGNORE_INDEX] * len(target)
-        else:
-            target_labels = list(target)
+        trained = not (options.mask_history and turn != 0)
+        target_labels = list(target) if trained else [IGNORE_INDEX] * len(target)
         pieces.append((source + target, source_labels + target_labels))
     if options.mask_history:
         pieces.reverse()

@@ -1,0 +1,102 @@
+"""Turning an aligned list of turns into an example of the wanted shape (shared by sharegpt and openai)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tunery.engine.data.formats.base import (
+    Context,
+    RowProblem,
+    check_placeholders,
+    kto_label_of,
+    media_of,
+    tools_of,
+)
+from tunery.engine.data.types import Example, Message, Role, RowRef
+
+if TYPE_CHECKING:
+    from tunery.engine.data.registry import DatasetAttr
+
+USER_SIDE = (Role.USER, Role.OBSERVATION)
+BOT_SIDE = (Role.ASSISTANT, Role.FUNCTION)
+SIDE_NAMES = {True: "user/observation", False: "assistant/function_call"}
+
+
+def check_order(turns: list[Message], field_of: Callable[[int], str]) -> None:
+    """Turns alternate: user or observation first, then assistant or function_call, and so on."""
+    for index, turn in enumerate(turns):
+        user_turn = index % 2 == 0
+        if turn.role in (USER_SIDE if user_turn else BOT_SIDE):
+            continue
+        if index == 0:
+            message = f"the conversation must start with a user turn, got {turn.role.value}"
+        else:
+            message = f"two {SIDE_NAMES[not user_turn]} turns in a row; turns must alternate user and assistant"
+        raise RowProblem(field_of(index), message)
+
+
+def split_turns(
+    turns: list[Message], field_of: Callable[[int], str], column: str, shape: str
+) -> tuple[list[Message], list[Message]]:
+    """(prompt, response) of an SFT-like conversation: it must end with an assistant turn."""
+    if not turns:
+        raise RowProblem(column, "the conversation is empty")
+    check_order(turns, field_of)
+    if len(turns) % 2:
+        raise RowProblem(
+            column,
+            f"the conversation ends with a {turns[-1].role.value} turn; {shape} data needs it to "
+            "end with an assistant turn (the answer)",
+        )
+    return turns[:-1], turns[-1:]
+
+
+def build_example(
+    attr: DatasetAttr,
+    context: Context,
+    row: dict[str, Any],
+    ref: RowRef,
+    turns: list[Message],
+    field_of: Callable[[int], str],
+    system: str | None,
+    pair: tuple[Message, Message] | None = None,
+) -> Example:
+    """The example of a turn-based row (sharegpt, openai) for the context's shape."""
+    column = attr.messages or "messages"
+    shape = context.shape
+    label = None
+    if shape == "pt":
+        if not turns:
+            raise RowProblem(column, "the conversation is empty")
+        prompt: list[Message] = []
+        response = [Message(Role.ASSISTANT, turns[0].content)]
+    elif shape == "pairwise":
+        if not turns:
+            raise RowProblem(column, "the conversation is empty")
+        check_order(turns, field_of)
+        if len(turns) % 2 == 0:
+            raise RowProblem(
+                column,
+                "preference data needs the conversation to end with a user turn; "
+                f"the answers go in '{attr.chosen}' and '{attr.rejected}'",
+            )
+        assert pair is not None
+        prompt, response = turns, [pair[0], pair[1]]
+    else:
+        prompt, response = split_turns(turns, field_of, column, "SFT" if shape != "kto" else "KTO")
+        label = kto_label_of(row, attr.kto_tag, required=shape == "kto")
+    example = Example(
+        prompt,
+        response,
+        system,
+        tools_of(row, attr.tools),
+        label,
+        media_of(row, attr.images, context),
+        media_of(row, attr.videos, context),
+        media_of(row, attr.audios, context),
+        ref,
+    )
+    if shape != "pt":
+        check_placeholders(attr, example)
+    return example

@@ -1,0 +1,1 @@
+"""Template families, one module per group; importing a module registers its templates."""

@@ -1,0 +1,169 @@
+"""Content-keyed cache of tokenized datasets, shared by jobs.
+
+The key hashes everything that shapes the token rows: the data fingerprint (files' bytes and
+dataset options), the template (name and how it renders a probe conversation), the tokenizer
+(vocabulary, merges, special tokens) and the tokenization options. An entry is a folder of
+``.npy`` arrays plus ``meta.json`` holding a checksum of every array; it is written under a
+temporary name and renamed into place, and an entry that fails to load or verify is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from tunery.engine.data.types import Message, Role
+from tunery.engine.templates.base import ChatTemplate
+from tunery.engine.tokenize.rows import TokenRows
+from tunery.engine.tokenize.stats import TokenStats
+from tunery.engine.tokenize.text import tokenizer_fingerprint
+
+#: Bump when the stored layout or the encoding rules change, so old entries are not reused.
+CACHE_VERSION = 1
+
+_PROBE = [
+    Message(Role.USER, "probe question"),
+    Message(Role.FUNCTION, '{"name": "probe_tool", "arguments": {"x": 1}}'),
+    Message(Role.OBSERVATION, '{"result": 2}'),
+    Message(Role.ASSISTANT, "probe answer"),
+]
+_PROBE_TOOLS = '[{"name": "probe_tool", "description": "d", "parameters": {"type": "object", "properties": {}}}]'
+
+
+def _probe(template: ChatTemplate, enable_thinking: bool | None) -> str:
+    parts: list[str] = []
+    for messages, system, tools in (
+        (_PROBE[:1] + _PROBE[3:], None, None),
+        (_PROBE, "probe system", _PROBE_TOOLS),
+    ):
+        try:
+            parts.append(repr(template.render_turns(messages, system, tools, enable_thinking=enable_thinking)))
+        except Exception as exc:  # a template without tool support still has a stable fingerprint
+            parts.append(f"{type(exc).__name__}: {exc}")
+    return "\n".join(parts)
+
+
+def template_fingerprint(template: ChatTemplate, enable_thinking: bool | None = True) -> str:
+    fields = {
+        "name": template.name,
+        "class": type(template).__qualname__,
+        "stop_words": list(template.stop_words),
+        "default_system": template.default_system,
+        "efficient_eos": bool(getattr(template, "efficient_eos", False)),
+        "probe": _probe(template, enable_thinking),
+        "jinja": getattr(template, "chat_template", None),
+        "definition": None if hasattr(template, "tokenizer") else repr(template),
+    }
+    return xxhash.xxh3_128_hexdigest(json.dumps(fields, sort_keys=True, default=str).encode())
+
+
+def cache_key(
+    data_fingerprint: str,
+    template: ChatTemplate | None,
+    tokenizer: Any,
+    options: Mapping[str, Any],
+) -> str:
+    """Key of a tokenized dataset: data + template + tokenizer + options (all content hashes)."""
+    enable_thinking = options.get("enable_thinking", True)
+    fields = {
+        "version": CACHE_VERSION,
+        "data": data_fingerprint,
+        "template": template_fingerprint(template, enable_thinking) if template is not None else None,
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "options": dict(options),
+    }
+    return xxhash.xxh3_128_hexdigest(json.dumps(fields, sort_keys=True, default=str).encode())
+
+
+@dataclass
+class CachedSplit:
+    rows: TokenRows
+    stats: TokenStats
+
+
+_ARRAYS = ("input_ids", "labels", "offsets", "position_ids")
+
+
+def _checksum(array: np.ndarray) -> str:
+    return xxhash.xxh3_64_hexdigest(np.ascontiguousarray(array).data)
+
+
+class TokenCache:
+    """Tokenized datasets under ``root/<key>/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def load(self, key: str) -> dict[str, CachedSplit] | None:
+        """The cached splits, or None when missing; a damaged entry is removed and None returned."""
+        folder = self.path(key)
+        if not folder.is_dir():
+            return None
+        try:
+            return self._read(folder, key)
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+
+    def _read(self, folder: Path, key: str) -> dict[str, CachedSplit]:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("version") != CACHE_VERSION or meta.get("key") != key:
+            raise ValueError("cache entry of another version or key")
+        splits: dict[str, CachedSplit] = {}
+        for split, info in meta["splits"].items():
+            arrays: dict[str, np.ndarray | None] = {}
+            for name in _ARRAYS:
+                expected = info["arrays"].get(name)
+                if expected is None:
+                    arrays[name] = None
+                    continue
+                array = np.load(folder / f"{info['file']}.{name}.npy", mmap_mode="r", allow_pickle=False)
+                if list(array.shape) != expected["shape"] or _checksum(array) != expected["xxh3"]:
+                    raise ValueError(f"cache array {split}.{name} is damaged")
+                arrays[name] = array
+            rows = TokenRows(arrays["input_ids"], arrays["labels"], arrays["offsets"], arrays["position_ids"])  # type: ignore[arg-type]
+            if int(rows.offsets[-1]) != len(rows.input_ids) or len(rows.labels) != len(rows.input_ids):
+                raise ValueError(f"cache split {split} is inconsistent")
+            splits[split] = CachedSplit(rows, TokenStats.from_dict(info["stats"]))
+        return splits
+
+    def store(self, key: str, splits: Mapping[str, CachedSplit]) -> Path:
+        """Write an entry atomically (temporary folder, then rename); return its folder."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=self.root))
+        try:
+            meta: dict[str, Any] = {"version": CACHE_VERSION, "key": key, "splits": {}}
+            for number, (split, cached) in enumerate(splits.items()):
+                info: dict[str, Any] = {"file": f"s{number}", "stats": cached.stats.to_dict(), "arrays": {}}
+                for name in _ARRAYS:
+                    array = getattr(cached.rows, name)
+                    if array is None:
+                        continue
+                    np.save(tmp / f"{info['file']}.{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+                    info["arrays"][name] = {"shape": list(array.shape), "xxh3": _checksum(array)}
+                meta["splits"][split] = info
+            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            final = self.path(key)
+            if final.exists():
+                shutil.rmtree(final, ignore_errors=True)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not final.is_dir():  # another job finished the same entry first: keep theirs
+                    raise
+            return final
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)

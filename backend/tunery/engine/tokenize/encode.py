@@ -1,0 +1,104 @@
+"""Examples -> token rows for one stage and its options, chunk by chunk (shared by the pipeline,
+the streaming dataset and the preview)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, Literal
+
+import numpy as np
+
+from tunery.engine.data.types import Example
+from tunery.engine.templates.base import ChatTemplate
+from tunery.engine.tokenize.errors import TokenizeError
+from tunery.engine.tokenize.packing import pack_rows
+from tunery.engine.tokenize.pretrain import document_ids, encode_pretrain, pack_blocks
+from tunery.engine.tokenize.rows import TokenRows
+from tunery.engine.tokenize.stats import TokenStats, compute_stats
+from tunery.engine.tokenize.supervised import EncodeOptions, encode_supervised
+
+#: Examples encoded per chunk: big enough for fast batched tokenization, small enough to bound memory.
+CHUNK_EXAMPLES = 8192
+
+PackMode = Literal["none", "neat", "concat"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How examples become rows: stage, template name, encoding options and packing."""
+
+    stage: str
+    options: EncodeOptions
+    template_name: str | None = None
+    packing: bool = False
+    neat_packing: bool = False
+
+    @property
+    def pack_mode(self) -> PackMode:
+        if not self.packing:
+            return "none"
+        return "neat" if self.neat_packing and self.stage != "pt" else "concat"
+
+
+@dataclass
+class Accumulator:
+    """Rows and per-sequence numbers gathered over chunks."""
+
+    parts: list[TokenRows] = field(default_factory=list)
+    sequence_lengths: list[np.ndarray] = field(default_factory=list)
+    truncated: int = 0
+    dropped: int = 0
+
+    def stats(self, rows: TokenRows, cutoff_len: int) -> TokenStats:
+        lengths = np.concatenate(self.sequence_lengths) if self.sequence_lengths else np.zeros(0, np.int64)
+        return compute_stats(lengths, rows, self.truncated, self.dropped, cutoff_len)
+
+
+def chunks(examples: Iterable[Example], size: int) -> Iterator[list[Example]]:
+    iterator = iter(examples)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def encode_sequences(
+    examples: Sequence[Example], tokenizer: Any, template: ChatTemplate | None, recipe: Recipe
+) -> tuple[TokenRows, np.ndarray, int]:
+    """One row per example, cut to the cutoff: (rows, untruncated lengths, number truncated)."""
+    cutoff = recipe.options.cutoff_len
+    if recipe.stage == "pt":
+        encoded = encode_pretrain(examples, tokenizer, recipe.template_name, cutoff)
+    else:
+        if template is None:
+            raise TokenizeError(f"stage '{recipe.stage}' needs a chat template")
+        encoded = encode_supervised(examples, tokenizer, template, recipe.options)
+    rows = TokenRows.from_lists(encoded.input_ids, encoded.labels)
+    return rows, np.asarray(encoded.full_lengths, dtype=np.int64), encoded.truncated(cutoff)
+
+
+def encode_all(
+    examples: Iterable[Example], tokenizer: Any, template: ChatTemplate | None, recipe: Recipe
+) -> tuple[TokenRows, TokenStats]:
+    """Every example encoded (and packed if asked) into one set of rows, with its statistics."""
+    acc = Accumulator()
+    cutoff = recipe.options.cutoff_len
+    if recipe.stage == "pt" and recipe.packing:
+        leftover: list[int] = []
+        for chunk in chunks(examples, CHUNK_EXAMPLES):
+            docs = document_ids(chunk, tokenizer, recipe.template_name)
+            blocks, leftover = pack_blocks(docs, tokenizer, cutoff, leftover)
+            acc.parts.append(blocks)
+            acc.sequence_lengths.append(np.fromiter((len(d) for d in docs), np.int64, len(docs)))
+        rows = TokenRows.concat(acc.parts)
+        return rows, acc.stats(rows, cutoff)
+
+    for chunk in chunks(examples, CHUNK_EXAMPLES):
+        rows, _, truncated = encode_sequences(chunk, tokenizer, template, recipe)
+        acc.parts.append(rows)
+        acc.sequence_lengths.append(rows.lengths)
+        acc.truncated += truncated
+    rows = TokenRows.concat(acc.parts)
+    if recipe.pack_mode != "none":
+        rows, acc.dropped = pack_rows(rows, cutoff, neat=recipe.pack_mode == "neat")
+    return rows, acc.stats(rows, cutoff)

@@ -1,0 +1,181 @@
+"""Job spec -> tokenized train/eval datasets, collator and statistics (cached by content)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset, IterableDataset
+
+from tunery.engine.data.api import LoadedData, ValidationReport
+from tunery.engine.data.types import Example
+from tunery.engine.templates.base import ChatTemplate
+from tunery.engine.tokenize.cache import CachedSplit, TokenCache, cache_key
+from tunery.engine.tokenize.collate import PackedCollator, PaddingCollator
+from tunery.engine.tokenize.encode import Recipe, encode_all
+from tunery.engine.tokenize.errors import TokenizeError
+from tunery.engine.tokenize.rows import TokenizedDataset
+from tunery.engine.tokenize.stats import TokenStats
+from tunery.engine.tokenize.stream import StreamingTokenizedDataset
+from tunery.engine.tokenize.supervised import EncodeOptions
+from tunery.spec.job import JobSpec
+
+Collator = Callable[[list[dict[str, Any]]], dict[str, Any]]
+Rows = Dataset[dict[str, list[int]]] | IterableDataset[dict[str, list[int]]]
+#: one eval set, or one per eval dataset (``eval_on_each_dataset``), as transformers' Trainer accepts
+EvalDataset = Rows | dict[str, Rows]
+
+
+@dataclass
+class TrainingData:
+    """What the trainer needs: datasets of token dicts, the collator that batches them, statistics.
+
+    ``train_dataset`` is an ``IterableDataset`` when ``data.streaming`` (tokenized as it is read).
+    ``eval_dataset`` is a dict of name -> dataset with ``eval_on_each_dataset``.
+    ``stats`` / ``eval_stats`` are None for streamed data (lengths are unknown until consumed).
+    ``from_cache``: the rows were read from ``cache_path`` instead of being tokenized.
+    """
+
+    train_dataset: Rows
+    eval_dataset: EvalDataset | None
+    collator: Collator
+    stats: TokenStats | None
+    eval_stats: TokenStats | dict[str, TokenStats] | None = None
+    cache_path: Path | None = None
+    from_cache: bool = False
+    #: the data layer's report (rows read/kept, row errors, warnings); fills while streaming
+    report: ValidationReport | None = None
+
+
+def recipe_for(spec: JobSpec, template: ChatTemplate | None) -> Recipe:
+    data = spec.data
+    options = EncodeOptions(
+        cutoff_len=data.cutoff_len,
+        train_on_prompt=data.train_on_prompt,
+        mask_history=data.mask_history,
+        enable_thinking=data.enable_thinking,
+        default_system=data.default_system,
+    )
+    packing = bool(data.packing) if data.packing is not None else spec.method.stage == "pt"
+    name = template.name if template is not None else data.template
+    return Recipe(spec.method.stage, options, name, packing, data.neat_packing)
+
+
+def make_collator(spec: JobSpec, tokenizer: Any, recipe: Recipe) -> Collator:
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad_id is None:
+        raise TokenizeError("the tokenizer has neither a pad nor an eos token to pad batches with")
+    multiple = 8 if recipe.stage != "pt" else None
+    if recipe.pack_mode == "neat":
+        return PackedCollator(int(pad_id), multiple, flatten=spec.model.flash_attn == "fa2")
+    return PaddingCollator(int(pad_id), multiple)
+
+
+def _cache_options(spec: JobSpec, recipe: Recipe) -> dict[str, Any]:
+    data = spec.data
+    return {
+        "stage": recipe.stage,
+        "template": recipe.template_name,
+        "cutoff_len": data.cutoff_len,
+        "train_on_prompt": data.train_on_prompt,
+        "mask_history": data.mask_history,
+        "packing": recipe.packing,
+        "neat_packing": recipe.neat_packing,
+        "enable_thinking": data.enable_thinking,
+        "default_system": data.default_system,
+        "tool_format": data.tool_format,
+    }
+
+
+def load_data(spec: JobSpec) -> LoadedData:
+    """Examples of the job's datasets (the data layer: formats, validation, split, mixing)."""
+    from tunery.engine.data.load import load_examples
+
+    seed = spec.training.data_seed if spec.training.data_seed is not None else spec.training.seed
+    loaded: LoadedData = load_examples(spec.data, spec.method.stage, seed)
+    return loaded
+
+
+def build_training_data(
+    spec: JobSpec, tokenizer: Any, template: ChatTemplate | None, cache_dir: Path | None
+) -> TrainingData:
+    """Load the job's data and tokenize it (reusing ``cache_dir`` entries keyed by content)."""
+    return tokenize_loaded(load_data(spec), spec, tokenizer, template, cache_dir)
+
+
+def tokenize_loaded(
+    loaded: LoadedData, spec: JobSpec, tokenizer: Any, template: ChatTemplate | None, cache_dir: Path | None
+) -> TrainingData:
+    """Tokenize already loaded examples: the part of :func:`build_training_data` after loading."""
+    recipe = recipe_for(spec, template)
+    collator = make_collator(spec, tokenizer, recipe)
+    if spec.data.streaming:
+        return _streaming(loaded, tokenizer, template, recipe, collator, spec.data.preprocessing_batch_size)
+
+    splits = _splits(loaded)
+    cache = TokenCache(cache_dir) if cache_dir is not None else None
+    key = cache_key(loaded.fingerprint, template, tokenizer, _cache_options(spec, recipe))
+    cached = None
+    if cache is not None and not spec.data.overwrite_cache:
+        cached = cache.load(key)
+    from_cache = cached is not None and list(cached) == list(splits)
+    if cached is None or not from_cache:
+        cached = {
+            name: CachedSplit(*encode_all(examples, tokenizer, template, recipe)) for name, examples in splits.items()
+        }
+        if cache is not None:
+            cache.store(key, cached)
+
+    evaluation: EvalDataset | None = None
+    eval_stats: TokenStats | dict[str, TokenStats] | None = None
+    if loaded.eval_by_dataset:
+        names = [name.removeprefix(_EVAL_PREFIX) for name in cached if name.startswith(_EVAL_PREFIX)]
+        evaluation = {name: TokenizedDataset(cached[_EVAL_PREFIX + name].rows) for name in names}
+        eval_stats = {name: cached[_EVAL_PREFIX + name].stats for name in names}
+    elif "eval" in cached:
+        evaluation, eval_stats = TokenizedDataset(cached["eval"].rows), cached["eval"].stats
+    return TrainingData(
+        train_dataset=TokenizedDataset(cached["train"].rows),
+        eval_dataset=evaluation,
+        collator=collator,
+        stats=cached["train"].stats,
+        eval_stats=eval_stats,
+        cache_path=cache.path(key) if cache is not None else None,
+        from_cache=from_cache,
+        report=loaded.report,
+    )
+
+
+_EVAL_PREFIX = "eval/"
+
+
+def _splits(loaded: LoadedData) -> dict[str, Iterable[Example]]:
+    """Named example sets: train, then eval (or one eval set per dataset)."""
+    splits: dict[str, Iterable[Example]] = {"train": loaded.train}
+    if loaded.eval_by_dataset:
+        for name, examples in loaded.eval_by_dataset.items():
+            splits[_EVAL_PREFIX + name] = examples
+    elif loaded.eval is not None:
+        splits["eval"] = loaded.eval
+    return splits
+
+
+def _streaming(
+    loaded: LoadedData,
+    tokenizer: Any,
+    template: ChatTemplate | None,
+    recipe: Recipe,
+    collator: Collator,
+    size: int,
+) -> TrainingData:
+    def stream(examples: Iterable[Example]) -> StreamingTokenizedDataset:
+        return StreamingTokenizedDataset(examples, tokenizer, template, recipe, size)
+
+    evaluation: EvalDataset | None = None
+    if loaded.eval_by_dataset:
+        evaluation = {name: stream(examples) for name, examples in loaded.eval_by_dataset.items()}
+    elif loaded.eval is not None:
+        evaluation = stream(loaded.eval)
+    return TrainingData(stream(loaded.train), evaluation, collator, stats=None, report=loaded.report)

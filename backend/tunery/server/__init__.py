@@ -1,0 +1,1 @@
+"""The platform service: REST API, database, job queue, workers, live metrics."""

@@ -1,0 +1,68 @@
+"""The FastAPI app: ``create_app(settings)``. Routers carry their full ``/api/...`` paths.
+
+Every module in ROUTERS that exists under ``tunery.server.api.routes`` is included (its ``router``);
+a missing optional module is skipped, a broken one fails loudly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from tunery import __version__
+from tunery.server.config import Settings
+from tunery.server.db.session import Database
+from tunery.server.errors import ServiceError
+from tunery.server.idempotency import IdempotentReplay
+from tunery.server.migrations import upgrade_head
+from tunery.server.storage import Storage
+
+ROUTES_PACKAGE = "tunery.server.api.routes"
+#: the routers of the service, in OpenAPI order; the optional ones are written by other parts
+ROUTERS = ("health", "auth", "keys", "projects", "models", "datasets", "experiments")
+OPTIONAL_ROUTERS = ("jobs", "events", "stream", "workers")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    database = Database.from_settings(settings)
+    storage = Storage(settings.storage_root)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        storage.ensure()
+        if settings.migrate_on_start:
+            await run_in_threadpool(upgrade_head, database.engine)
+        yield
+        database.dispose()
+
+    app = FastAPI(title="Tunery", version=__version__, lifespan=lifespan, openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.database = database
+    app.state.storage = storage
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(IdempotentReplay, _replay)
+    for name in ROUTERS + OPTIONAL_ROUTERS:
+        module_name = f"{ROUTES_PACKAGE}.{name}"
+        if name in OPTIONAL_ROUTERS and importlib.util.find_spec(module_name) is None:
+            continue
+        app.include_router(importlib.import_module(module_name).router)
+    return app
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=exc.status_code)
+
+
+async def _replay(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IdempotentReplay)
+    return Response(
+        exc.body, status_code=exc.status_code, media_type="application/json", headers={"Idempotent-Replayed": "true"}
+    )

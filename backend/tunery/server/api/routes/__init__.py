@@ -1,0 +1,1 @@
+"""API routers; app.py includes the ones it lists."""

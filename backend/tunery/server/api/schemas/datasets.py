@@ -1,0 +1,78 @@
+"""Datasets, versions, validation reports and previews."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from tunery.server.api.schemas.base import Name, Public, Request
+
+
+class DatasetCreate(Request):
+    name: Name = Field(description="the name jobs use in data.dataset (name@3 pins version 3)")
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class DatasetPublic(Public):
+    id: str
+    project_id: str
+    name: str
+    description: str | None
+    created_at: datetime
+    latest_version: int | None
+
+
+class DatasetVersionPublic(Public):
+    id: str
+    dataset_id: str
+    version: int
+    content_hash: str
+    size_bytes: int
+    stage: str
+    status: str = Field(description="pending | valid | invalid")
+    rows_total: int | None
+    rows_valid: int | None
+    info: dict[str, Any] = Field(description="its dataset_info.json entry")
+    created_at: datetime
+
+
+class RowErrorPublic(Public):
+    file: str
+    row: int
+    field: str
+    message: str
+
+
+class ReportPublic(Public):
+    version: int
+    status: str
+    stage: str
+    rows_total: int | None
+    rows_valid: int | None
+    error: str | None = Field(default=None, description="a problem with the whole dataset (no row read)")
+    error_count: int
+    warnings: list[str]
+    errors: list[RowErrorPublic] = Field(description="row errors from offset (at most 1000 are kept)")
+    offset: int
+    validated_at: str | None
+
+
+class PreviewSpan(Public):
+    trained: bool
+    text: str
+
+
+class PreviewExample(Public):
+    file: str | None
+    row: int | None
+    tokens: int
+    trained_tokens: int
+    truncated_from: int | None
+    spans: list[PreviewSpan]
+
+
+class PreviewPublic(Public):
+    examples: list[PreviewExample]
+    stats: dict[str, Any]

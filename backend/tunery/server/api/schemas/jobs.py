@@ -1,0 +1,126 @@
+"""Request and response bodies of the jobs API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tunery.server.db.models import JobKind, JobStatus
+
+
+class JobCreate(BaseModel):
+    """A job from a spec, in Tunery's nested form or LLaMA-Factory's flat keys (see ``JobSpec``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: dict[str, Any] = Field(description="The job spec: nested sections or flat LLaMA-Factory keys.")
+    project_id: str | None = Field(default=None, description="Project id or slug; default: your only project.")
+    experiment_id: str | None = None
+    name: str | None = Field(default=None, max_length=200)
+    gpus: int | None = Field(default=None, ge=0, le=64, description="GPUs to hold; default 1 (0 with use_cpu).")
+
+
+class JobDatasetPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str = Field(description="The name the spec uses (``name`` or ``name@version``).")
+    dataset_version_id: str
+
+
+class JobSummary(BaseModel):
+    """A job as lists show it (without its spec)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    project_id: str
+    experiment_id: str | None
+    base_model_id: str | None
+    parent_job_id: str | None
+    created_by: str | None
+    name: str | None
+    kind: JobKind
+    status: JobStatus
+    cancel_requested: bool
+    attempt: int
+    max_attempts: int
+    gpu_count: int
+    progress: dict[str, Any]
+    last_seq: int
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobPublic(JobSummary):
+    spec: dict[str, Any]
+    resume_from: str | None
+    gpus: list[Any]
+    queue: str
+    worker_id: str | None
+    output_dir: str | None
+    dataset_versions: list[JobDatasetPublic]
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    next_cursor: str | None = Field(description="Pass as ``cursor`` for the next page; null on the last page.")
+
+
+class LogLinePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    attempt: int
+    line: str
+    created_at: datetime
+
+
+class LogPage(BaseModel):
+    lines: list[LogLinePublic]
+    next_after: int = Field(description="Pass as ``after`` to get the lines that follow.")
+
+
+class MetricPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    step: int
+    attempt: int
+    values: dict[str, Any]
+    created_at: datetime
+
+
+class MetricPage(BaseModel):
+    items: list[MetricPublic]
+    next_after_step: int = Field(description="Pass as ``after_step`` to get the steps that follow.")
+
+
+class EventPage(BaseModel):
+    events: list[dict[str, Any]] = Field(description="Events in ``seq`` order (job-level seq, type, attempt, ...).")
+    next_after: int = Field(description="Pass as ``after`` to get the events that follow.")
+
+
+class CheckpointPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    step: int
+    path: str
+    deleted: bool
+    created_at: datetime
+
+
+class ArtifactPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    kind: str
+    size_bytes: int
+    sha256: str | None
+    created_at: datetime

@@ -1,0 +1,34 @@
+"""Registered base models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from tunery.server.api.schemas.base import Name, Public, Request
+
+
+class BaseModelCreate(Request):
+    name: Name
+    path_or_hub_id: str = Field(min_length=1, max_length=1000, description="a hub id, or a folder on the server")
+    architecture: str | None = Field(default=None, max_length=100)
+    num_parameters: int | None = Field(default=None, ge=0)
+    template: str | None = Field(default=None, max_length=100, description="chat template; default: a guess")
+
+
+class BaseModelUpdate(Request):
+    template: str | None = Field(default=None, max_length=100)
+
+
+class BaseModelPublic(Public):
+    id: str
+    project_id: str | None = Field(description="none: shared with every project")
+    name: str
+    path_or_hub_id: str
+    architecture: str | None
+    num_parameters: int | None
+    template: str | None
+    details: dict[str, Any]
+    created_at: datetime

@@ -1,0 +1,1 @@
+"""Domain code the API and the worker tasks call (no HTTP here)."""

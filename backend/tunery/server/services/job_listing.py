@@ -1,0 +1,79 @@
+"""Listing jobs: filters and an opaque cursor on (created_at, id), newest first, stable under inserts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, Text, and_, cast, or_, select
+from sqlalchemy.orm import Session
+
+from tunery.server.db.models import Job, JobStatus, RegisteredModel
+from tunery.server.errors import InvalidError
+
+
+class BadCursor(InvalidError):
+    def __init__(self) -> None:
+        super().__init__("cursor is not one this API returned")
+
+
+@dataclass
+class JobFilter:
+    project_ids: Sequence[str] | Select[Any]
+    statuses: Sequence[JobStatus] = ()
+    experiment_id: str | None = None
+    model: str | None = None  # a registered model's id or name
+    text: str | None = None  # searched in the name and the spec
+
+
+def encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        when = datetime.fromisoformat(created)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise BadCursor() from exc
+    if when.tzinfo is None or not isinstance(job_id, str):
+        raise BadCursor()
+    return when, job_id
+
+
+def list_jobs(session: Session, where: JobFilter, cursor: str | None, limit: int) -> tuple[list[Job], str | None]:
+    """One page of jobs (newest first) and the cursor of the next page (None on the last one)."""
+    query = _filtered(where).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    if cursor:
+        created, job_id = decode_cursor(cursor)
+        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
+    jobs = list(session.scalars(query))
+    if len(jobs) > limit:
+        return jobs[:limit], encode_cursor(jobs[limit - 1])
+    return jobs, None
+
+
+def _filtered(where: JobFilter) -> Select[Job]:
+    query = select(Job).where(Job.project_id.in_(where.project_ids))
+    if where.statuses:
+        query = query.where(Job.status.in_(where.statuses))
+    if where.experiment_id:
+        query = query.where(Job.experiment_id == where.experiment_id)
+    if where.model:
+        named = select(RegisteredModel.id).where(
+            RegisteredModel.name == where.model, RegisteredModel.project_id.in_(where.project_ids)
+        )
+        query = query.where(or_(Job.base_model_id == where.model, Job.base_model_id.in_(named)))
+    if where.text:
+        pattern = "%" + where.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(Job.name.ilike(pattern, escape="\\"), cast(Job.spec, Text).ilike(pattern, escape="\\"))
+        )
+    return query

@@ -1,0 +1,93 @@
+"""Registering what a finished job left in its output folder: kind, size and sha256 of each file."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from tunery.server.db.models import Artifact
+from tunery.server.worker.checkpoints import relative_to_root
+from tunery.server.worker.sql import upsert
+
+#: (glob, kind), first match wins; files matching nothing (and checkpoint folders) are not artifacts.
+KINDS: tuple[tuple[str, str], ...] = (
+    ("adapter_model.*", "adapter"),
+    ("adapter_config.json", "adapter"),
+    ("model*.safetensors", "model"),
+    ("model.safetensors.index.json", "model"),
+    ("pytorch_model*.bin", "model"),
+    ("pytorch_model.bin.index.json", "model"),
+    ("config.json", "model"),
+    ("generation_config.json", "model"),
+    ("tokenizer*", "tokenizer"),
+    ("special_tokens_map.json", "tokenizer"),
+    ("added_tokens.json", "tokenizer"),
+    ("chat_template.*", "tokenizer"),
+    ("vocab.json", "tokenizer"),
+    ("merges.txt", "tokenizer"),
+    ("*.png", "plot"),
+    ("*results.json", "results"),
+    ("trainer_state.json", "results"),
+    ("trainer_log.jsonl", "results"),
+)
+
+
+@dataclass(frozen=True)
+class FoundArtifact:
+    name: str
+    kind: str
+    path: str  # relative to the storage root
+    size_bytes: int
+    sha256: str
+
+
+def kind_of(name: str) -> str | None:
+    for pattern, kind in KINDS:
+        if fnmatch.fnmatch(name, pattern):
+            return kind
+    return None
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def scan_output(storage_root: Path, output_dir: Path) -> list[FoundArtifact]:
+    """Top-level files of ``output_dir`` that are artifacts (hashing happens here, outside any transaction)."""
+    if not output_dir.is_dir():
+        return []
+    found = []
+    for path in sorted(output_dir.iterdir()):
+        kind = kind_of(path.name)
+        if kind is None or not path.is_file() or path.is_symlink():
+            continue
+        found.append(
+            FoundArtifact(path.name, kind, relative_to_root(storage_root, path), path.stat().st_size, sha256_of(path))
+        )
+    return found
+
+
+def register_artifacts(session: Session, job_id: str, found: list[FoundArtifact]) -> None:
+    for item in found:
+        upsert(
+            session,
+            Artifact,
+            {
+                "job_id": job_id,
+                "name": item.name,
+                "kind": item.kind,
+                "path": item.path,
+                "size_bytes": item.size_bytes,
+                "sha256": item.sha256,
+            },
+            keys=("job_id", "name"),
+            update=("kind", "path", "size_bytes", "sha256"),
+        )

@@ -1,0 +1,103 @@
+"""The end of an attempt: decide the outcome, register artifacts, free the GPUs, write the status."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from tunery.server.db.base import utcnow
+from tunery.server.db.models import Job, JobStatus
+from tunery.server.worker.artifacts import FoundArtifact, register_artifacts, scan_output
+from tunery.server.worker.claim import Claim
+from tunery.server.worker.events import publish, record_status
+from tunery.server.worker.requeue import release_gpus, requeue_or_fail
+from tunery.spec.events import EXIT_SUCCEEDED, FailedEvent, FinishedEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """``status`` None: the attempt was interrupted and the job goes back to the queue."""
+
+    status: JobStatus | None
+    message: str
+    error_code: str | None = None
+
+
+def decide(
+    terminal: FinishedEvent | FailedEvent | None, returncode: int | None, *, cancel_requested: bool, interrupted: bool
+) -> Outcome:
+    """The job's status from the engine's last event and exit code, and why the engine was stopped."""
+    if isinstance(terminal, FailedEvent):
+        return Outcome(JobStatus.FAILED, terminal.message, terminal.code)
+    if isinstance(terminal, FinishedEvent) and terminal.outcome == "succeeded" and returncode == EXIT_SUCCEEDED:
+        return Outcome(JobStatus.SUCCEEDED, f"succeeded at step {terminal.step}")
+    if isinstance(terminal, FinishedEvent) and terminal.outcome == "cancelled":
+        where = f" (checkpoint {terminal.checkpoint})" if terminal.checkpoint else ""
+        if cancel_requested:
+            return Outcome(JobStatus.CANCELLED, f"cancelled at step {terminal.step}{where}")
+        return Outcome(None, f"attempt stopped at step {terminal.step}{where}")
+    if cancel_requested:
+        return Outcome(JobStatus.CANCELLED, "cancelled; the engine was stopped before it reported")
+    if interrupted or returncode == -signal.SIGTERM:
+        return Outcome(None, "attempt stopped before the engine reported")
+    how = f"was killed by signal {-returncode}" if returncode is not None and returncode < 0 else f"exited {returncode}"
+    return Outcome(JobStatus.FAILED, f"the engine {how} without reporting an outcome", "engine_crashed")
+
+
+def collect_artifacts(storage_root: Path, outcome: Outcome, output_dir: Path) -> list[FoundArtifact]:
+    """Hash the outputs of a succeeded attempt (slow for big models: do it while the lease is renewed)."""
+    return scan_output(storage_root, output_dir) if outcome.status == JobStatus.SUCCEEDED else []
+
+
+def finish_attempt(
+    sessions: sessionmaker[Session],
+    storage_root: Path,
+    claim: Claim,
+    outcome: Outcome,
+    found: list[FoundArtifact] | None = None,
+) -> str:
+    """Write the attempt's outcome (only while the lease is ours); returns the job's status now."""
+    from tunery.server.worker.queue import enqueue_job
+
+    now = utcnow()
+    ours = [Job.status == JobStatus.RUNNING, Job.lease_owner == claim.lease_owner]
+    enqueue = False
+    with sessions.begin() as session:
+        if outcome.status is None:
+            moved = requeue_or_fail(session, storage_root, claim.job_id, ours, "interrupted", outcome.message, now)
+            if moved is None:
+                return "lease_lost"
+            event, enqueue = moved.message, moved.enqueue
+        else:
+            done = session.execute(
+                update(Job)
+                .where(Job.id == claim.job_id, *ours)
+                .values(
+                    status=outcome.status,
+                    finished_at=now,
+                    error_code=outcome.error_code,
+                    error_message=outcome.message if outcome.error_code else None,
+                    lease_expires_at=None,
+                    heartbeat_at=now,
+                )
+            )
+            if not getattr(done, "rowcount", 0):
+                return "lease_lost"
+            release_gpus(session, claim.job_id)
+            register_artifacts(session, claim.job_id, found or [])
+            details = {"error_code": outcome.error_code} if outcome.error_code else {}
+            event = record_status(
+                session, claim.job_id, claim.attempt, outcome.status.value, outcome.message, **details
+            )
+        status = str(event["status"])
+    publish(claim.job_id, event)
+    if enqueue:
+        enqueue_job(claim.job_id)
+    return status

@@ -1,0 +1,92 @@
+"""Migrations: ``upgrade head`` on empty PostgreSQL and SQLite databases gives exactly the models' schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect
+from tunery.server.db.base import Base
+from tunery.server.db.session import create_db_engine
+from tunery.server.migrations import (
+    current_revision,
+    head_revision,
+    is_at_head,
+    upgrade_head,
+)
+
+from tests.server.conftest import new_pg_database
+
+
+def _diffs(engine: Engine) -> list[object]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+
+def _check_upgrade(engine: Engine) -> None:
+    assert current_revision(engine) is None
+    assert not is_at_head(engine)
+    upgrade_head(engine)
+    assert current_revision(engine) == head_revision()
+    assert is_at_head(engine)
+    assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
+    assert _diffs(engine) == []
+    upgrade_head(engine)  # a second start is a no-op
+    assert is_at_head(engine)
+
+
+def test_upgrade_head_on_empty_postgresql_matches_models() -> None:
+    with new_pg_database() as url:
+        engine = create_db_engine(url)
+        try:
+            _check_upgrade(engine)
+        finally:
+            engine.dispose()
+
+
+def test_upgrade_head_on_empty_sqlite_matches_models(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'sub' / 'tunery.db'}")
+    try:
+        _check_upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def test_compare_finds_a_difference_when_models_and_database_disagree(
+    tmp_path: Path,
+) -> None:
+    """The comparison above is not vacuous: a table missing from the database is reported."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'tunery.db'}")
+    try:
+        upgrade_head(engine)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE job_log_lines")
+        diffs = _diffs(engine)
+        assert any(
+            diff[0] == "add_table" and diff[1].name == "job_log_lines" for diff in diffs
+        )
+    finally:
+        engine.dispose()
+
+
+def test_enum_columns_store_the_api_words(tmp_path: Path) -> None:
+    """Plain SQL sees 'queued', not 'QUEUED': workers may claim with raw UPDATE ... WHERE status='queued'."""
+    from tunery.server.db.models import Job, JobStatus, Project
+    from tunery.server.db.session import Database
+
+    database = Database.from_url(f"sqlite:///{tmp_path / 'tunery.db'}")
+    upgrade_head(database.engine)
+    with database.session() as session:
+        project = Project(name="p", slug="p")
+        session.add(project)
+        session.flush()
+        session.add(Job(project_id=project.id, spec={}, status=JobStatus.QUEUED))
+        session.commit()
+    with database.engine.connect() as connection:
+        assert (
+            connection.exec_driver_sql("SELECT status FROM jobs").scalar_one()
+            == "queued"
+        )
+    database.dispose()
