@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -46,7 +47,11 @@ from harness import (
 )
 from report import render
 
-Make = Callable[[Path, Path], list[str]]  # (scratch folder, output folder) -> command
+Make = Callable[[Path, Path], list[str]]  # (output folder, scratch folder) -> command
+
+
+def fixed(command: list[str]) -> Make:
+    return lambda _output_dir, _scratch: command
 
 
 def order(round_index: int, sides: list[str]) -> list[str]:
@@ -63,7 +68,7 @@ class Bench:
         self.counter = 0
 
     def measure(self, side: str, what: str, make: Make) -> tuple[Measured, Path]:
-        """Run ``make(scratch, output_dir)`` as one measured process with fresh caches."""
+        """Run ``make(output_dir, scratch)`` as one measured process with fresh caches."""
         self.counter += 1
         name = f"{self.counter:02d}-{what}-{side}"
         scratch = Path(tempfile.mkdtemp(prefix=f"bench-{side}-"))
@@ -71,7 +76,7 @@ class Bench:
         env = bench_env(self.args.threads, scratch)
         try:
             measured = run_measured(
-                make(scratch, output_dir), env, self.runs_dir / f"{name}.log", self.args.timeout
+                make(output_dir, scratch), env, self.runs_dir / f"{name}.log", self.args.timeout
             )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -103,37 +108,36 @@ class Bench:
         print(f"measuring: {sides}; skipped: {results.skipped or 'none'}", flush=True)
 
         if not args.skip_prep:
-            for index in range(args.runs):
-                for side in order(index, sides):
-                    command = prep_command(side, [paths["prep"]], args.prep_repeat)
-                    measured, _ = self.measure(side, "prep", lambda _s, _o, c=command: c)
-                    for found in bench_results(measured.log):
-                        extra = {"wall_seconds": measured.wall_seconds, "peak_rss_mb": measured.peak_rss_mb}
-                        results.prep.append({**found, "side": side, **extra})
-
+            self.preprocessing(sides, paths)
         if not args.skip_train:
-            for side in sides:  # token counts of the training sets, from each side's own pipeline
-                command = prep_command(side, [paths["train"], paths["train_packed"]], 1)
-                measured, _ = self.measure(side, "count", lambda _s, _o, c=command: c)
-                for found, job in zip(bench_results(measured.log), ("train", "train_packed"), strict=False):
-                    results.tokens.setdefault(side, {})[job] = found["runs"][0]["tokens"]
-            for job in ("train", "train_packed"):
-                for index in range(args.runs):
-                    for side in order(index, sides):
-                        job_path = paths[job]
-
-                        def make(
-                            scratch: Path, out: Path, side: str = side, job_path: Path = job_path
-                        ) -> list[str]:
-                            return train_command(side, job_path, out, scratch)
-
-                        measured, output_dir = self.measure(side, job, make)
-                        tokens = results.tokens.get(side, {}).get(job)
-                        results.train.append(train_record(side, job, measured, output_dir, tokens))
-
+            self.training(sides, paths)
         results.machine["load_after"] = [round(x, 2) for x in os.getloadavg()]
         results.finished = dt.datetime.now().isoformat(timespec="seconds")
         return results
+
+    def preprocessing(self, sides: list[str], paths: dict[str, Path]) -> None:
+        for index in range(self.args.runs):
+            for side in order(index, sides):
+                command = prep_command(side, [paths["prep"]], self.args.prep_repeat)
+                measured, _ = self.measure(side, "prep", fixed(command))
+                for found in bench_results(measured.log):
+                    extra = {"wall_seconds": measured.wall_seconds, "peak_rss_mb": measured.peak_rss_mb}
+                    self.results.prep.append({**found, "side": side, **extra})
+
+    def training(self, sides: list[str], paths: dict[str, Path]) -> None:
+        results = self.results
+        for side in sides:  # token counts of the training sets, from each side's own pipeline
+            command = prep_command(side, [paths["train"], paths["train_packed"]], 1)
+            measured, _ = self.measure(side, "count", fixed(command))
+            for found, job in zip(bench_results(measured.log), ("train", "train_packed"), strict=False):
+                results.tokens.setdefault(side, {})[job] = found["runs"][0]["tokens"]
+        for job in ("train", "train_packed"):
+            for index in range(self.args.runs):
+                for side in order(index, sides):
+                    make = functools.partial(train_command, side, paths[job])
+                    measured, output_dir = self.measure(side, job, make)
+                    tokens = results.tokens.get(side, {}).get(job)
+                    results.train.append(train_record(side, job, measured, output_dir, tokens))
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ HOOKS: list[tuple[str, str, str]] = [
     ("tunery.spec", "load_spec", "reads the job YAML (LF flat keys)"),
     ("tunery.engine.train.model", "load_tokenizer", "tokenizer of model_name_or_path"),
     ("tunery.engine.train.data", "load_template", "chat template named by data.template"),
-    ("tunery.engine.data", "load_examples", "data layer used by the tokenize pipeline's load_data"),
+    ("tunery.engine.data.load", "load_examples", "data layer called by the pipeline's load_data"),
     ("tunery.engine.tokenize.pipeline", "load_data", "timed phase 'load'"),
     ("tunery.engine.tokenize.pipeline", "tokenize_loaded", "timed phase 'tokenize'"),
     ("tunery.engine.train.runner", "run_training", "what `tunery train` runs"),

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from tunery.engine.data.api import DataError
 from tunery.engine.data.load import load_examples, validate_datasets
 from tunery.engine.data.registry import get_dataset_attrs

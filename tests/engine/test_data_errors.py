@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tunery.engine.data.api import DataError, RowError
-from tunery.engine.data.load import validate_datasets
 
 from tests.engine.data_support import jsonl, load, section, write_dataset_dir
+from tunery.engine.data.api import DataError, RowError
+from tunery.engine.data.load import validate_datasets
 
 SHAREGPT = {"formatting": "sharegpt", "columns": {"messages": "conversations", "tools": "tools"}}
 
@@ -42,7 +42,9 @@ def test_alpaca_missing_column_and_wrong_types(tmp_path: Path) -> None:
         {"instruction": "h", "output": None},
         {"question": "wrong keys", "answer": "x"},
     ]
-    root = write_dataset_dir(tmp_path, {"a": {"file_name": "a.json", "columns": {"history": "history"}}}, {"a.json": rows})
+    root = write_dataset_dir(
+        tmp_path, {"a": {"file_name": "a.json", "columns": {"history": "history"}}}, {"a.json": rows}
+    )
     report = validate_datasets(section(root, "a"), "sft")
     found = [(e.row, e.field, e.message) for e in report.errors]
     assert found[0][:2] == (2, "output") and found[0][2].startswith("missing column 'output'")
@@ -126,8 +128,14 @@ def test_preference_and_kto_errors(tmp_path: Path) -> None:
     kto = {"columns": {"kto_tag": "label"}}
     kto_rows = [{"instruction": "q", "output": "a", "label": True}, {"instruction": "q", "output": "a", "label": 1}]
     files = {"p.json": rows, "k.json": kto_rows}
-    root = write_dataset_dir(tmp_path, {"p": {"file_name": "p.json", **pref}, "k": {"file_name": "k.json", **kto}}, files)
-    assert _errors(root, "p", "dpo") == [("p.json", 2, "conversations"), ("p.json", 3, "chosen.from"), ("p.json", 4, "rejected")]
+    root = write_dataset_dir(
+        tmp_path, {"p": {"file_name": "p.json", **pref}, "k": {"file_name": "k.json", **kto}}, files
+    )
+    assert _errors(root, "p", "dpo") == [
+        ("p.json", 2, "conversations"),
+        ("p.json", 3, "chosen.from"),
+        ("p.json", 4, "rejected"),
+    ]
     error = _one_error(root, "k", "kto")
     assert (error.row, error.field, error.message) == (2, "label", "the KTO label must be true or false, got int")
 
@@ -178,4 +186,23 @@ def test_csv_row_with_wrong_value_count(tmp_path: Path) -> None:
     loaded = load(root, "c")
     assert [e.ref.row for e in loaded.train if e.ref] == [2, 3, 6]
     assert loaded.train[1].prompt[0].content == "multi\nline"
-    assert [(e.row, e.field, e.message) for e in loaded.report.errors] == [(5, "(row)", "has 3 values, the header has 2")]
+    assert [(e.row, e.field, e.message) for e in loaded.report.errors] == [
+        (5, "(row)", "has 3 values, the header has 2")
+    ]
+
+
+def test_odd_values_are_row_errors_not_crashes(tmp_path: Path) -> None:
+    rows = [
+        GOOD,
+        {"conversations": [{"from": ["human"], "value": "a"}, {"from": "gpt", "value": "b"}]},
+        {"conversations": [{"from": {"x": 1}, "value": "a"}]},
+        {"conversations": [["human", "a"]]},
+        {"conversations": None},
+    ]
+    root = write_dataset_dir(tmp_path, {"s": {"file_name": "s.json", **SHAREGPT}}, {"s.json": rows})
+    loaded = load(root, "s")
+    assert len(loaded.train) == 1
+    assert [(e.row, e.field) for e in loaded.report.errors] == [
+        (2, "conversations[0].from"), (3, "conversations[0].from"), (4, "conversations[0]"), (5, "conversations"),
+    ]  # fmt: skip
+    assert loaded.report.errors[0].message.startswith("unknown role ['human']")

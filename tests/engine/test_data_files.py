@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tunery.engine.data.api import DataError
 
 from tests.engine.data_support import jsonl, load, write_dataset_dir
+from tunery.engine.data.api import DataError
 
 ROWS = [{"instruction": f"q{i}", "input": "", "output": f"a{i}"} for i in range(1, 6)]
 
@@ -69,10 +69,11 @@ def test_every_file_type_gives_the_same_examples(tmp_path: Path, name: str) -> N
     assert all(e.ref and e.ref.file == str(root / name) for e in loaded.train)
 
 
-def test_json_column_object_and_single_object(tmp_path: Path) -> None:
-    files = {"cols.json": {"instruction": ["x", "y"], "output": ["1", "2"]}, "one.json": ROWS[0]}
-    root = write_dataset_dir(tmp_path, {"c": {"file_name": "cols.json"}, "o": {"file_name": "one.json"}}, files)
-    assert [e.prompt[0].content for e in load(root, "c,o").train] == ["x", "y", "q1"]
+def test_json_single_object_and_array_of_strings(tmp_path: Path) -> None:
+    files = {"one.json": ROWS[0], "texts.json": ["doc one", "doc two"]}
+    root = write_dataset_dir(tmp_path, {"o": {"file_name": "one.json"}, "t": {"file_name": "texts.json"}}, files)
+    assert [e.prompt[0].content for e in load(root, "o").train] == ["q1"]
+    assert [e.response[0].content for e in load(root, "t", stage="pt").train] == ["doc one", "doc two"]
 
 
 def test_invalid_json_array_names_file_and_line(tmp_path: Path) -> None:
@@ -124,7 +125,7 @@ def test_subset_and_split_of_a_folder(tmp_path: Path) -> None:
     assert prompts("zh") == ["你好"]
     with pytest.raises(DataError, match="no file of split 'test'"):
         load(root, "missing")
-    with pytest.raises(DataError, match="split 'validation' not found: .* is a single file"):
+    with pytest.raises(DataError, match=r"split 'validation' not found: .* is a single file"):
         load(root, "single")
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.engine.data_support import jsonl, load, write_dataset_dir
 from tunery.engine.data.formats import FORMATS
 from tunery.engine.data.types import Message, Role
 
-from tests.engine.data_support import jsonl, load, write_dataset_dir
-
-U, A, F, O = Role.USER, Role.ASSISTANT, Role.FUNCTION, Role.OBSERVATION
+U, A, F, OBS = Role.USER, Role.ASSISTANT, Role.FUNCTION, Role.OBSERVATION
 
 
 def _roles(messages: list[Message]) -> list[Role]:
@@ -45,7 +44,10 @@ def test_alpaca_preference_kto_and_ppo(tmp_path: Path) -> None:
     }
     files = {
         "p.json": [{"instruction": "q", "good": "yes", "bad": "no"}],
-        "k.json": [{"instruction": "q", "output": "a", "label": False}, {"instruction": "q", "output": "b", "label": "true"}],
+        "k.json": [
+            {"instruction": "q", "output": "a", "label": False},
+            {"instruction": "q", "output": "b", "label": "true"},
+        ],
         "n.json": [{"instruction": "q"}, {"instruction": "q2", "output": "a2"}],
     }
     root = write_dataset_dir(tmp_path, info, files)
@@ -81,17 +83,22 @@ def test_openai_messages_with_tool_calls(tmp_path: Path) -> None:
             {"role": "assistant", "content": None, "tool_calls": [call, call2]},
             {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
             {"role": "tool", "content": "rain"},
-            {"role": "assistant", "content": [{"type": "text", "text": "Paris: sunny. "}, {"type": "text", "text": "Rome: rain."}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "Paris: sunny. "}, {"type": "text", "text": "Rome: rain."}],
+            },
         ],
         "tools": tools,
     }
     bad = {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [
         {"function": {"name": "weather", "arguments": "{city"}}]}]}  # fmt: skip
-    root = write_dataset_dir(tmp_path, {"o": {"file_name": "o.jsonl", "formatting": "openai"}}, {"o.jsonl": jsonl([row, bad])})
+    root = write_dataset_dir(
+        tmp_path, {"o": {"file_name": "o.jsonl", "formatting": "openai"}}, {"o.jsonl": jsonl([row, bad])}
+    )
     loaded = load(root, "o")
     (example,) = loaded.train
     assert example.system == "You are helpful."
-    assert _roles(example.prompt) == [U, F, O]
+    assert _roles(example.prompt) == [U, F, OBS]
     assert json.loads(example.prompt[1].content) == [
         {"name": "weather", "arguments": {"city": "Paris"}}, {"name": "weather", "arguments": {"city": "Rome"}},
     ]  # fmt: skip
@@ -109,7 +116,7 @@ def test_openai_with_explicit_lf_tags(tmp_path: Path) -> None:
                     {"r": "t", "c": "42"}, {"r": "b", "c": "The answer is 42."}]}  # fmt: skip
     root = write_dataset_dir(tmp_path, {"o": entry}, {"o.json": [row]})
     (example,) = load(root, "o").train
-    assert _roles(example.prompt) == [U, F, O] and example.prompt[1].content == '{"name": "f", "arguments": {}}'
+    assert _roles(example.prompt) == [U, F, OBS] and example.prompt[1].content == '{"name": "f", "arguments": {}}'
 
 
 def test_pretraining_text_column(tmp_path: Path) -> None:
@@ -131,4 +138,8 @@ def test_pretraining_text_column(tmp_path: Path) -> None:
         ("first doc", 1), ("second doc", 4), ("third doc", 5),
     ]  # fmt: skip
     assert all(e.prompt == [] and e.response[0].role is A for e in txt)
-    assert [e.response[0].content for e in load(root, "docs,mapped,chat", stage="pt").train] == ["doc A", "doc B", "doc C"]
+    assert [e.response[0].content for e in load(root, "docs,mapped,chat", stage="pt").train] == [
+        "doc A",
+        "doc B",
+        "doc C",
+    ]

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import datasets
 import pytest
+
+from tests.engine.data_support import jsonl, load, section, write_dataset_dir
 from tunery.engine.data.api import DataError
 from tunery.engine.data.load import data_fingerprint
 from tunery.engine.data.mixing import interleave, split_validation
 from tunery.engine.data.types import Example
-
-from tests.engine.data_support import jsonl, load, section, write_dataset_dir
 
 SIZES = {"a": 3, "b": 5, "c": 8}
 
@@ -82,8 +82,10 @@ def test_val_size_fraction_and_count_match_train_test_split(root: Path) -> None:
     assert _ids(loaded.train) == oracle["train"]["id"] and _ids(loaded.eval) == oracle["test"]["id"]
     counted = load(root, "b,c", val_size=3, seed=7)
     assert isinstance(counted.eval, list) and (len(counted.train), len(counted.eval)) == (10, 3)
-    assert set(_ids(counted.train)) | set(_ids(counted.eval)) == {f"b{i}" for i in range(5)} | {f"c{i}" for i in range(8)}
-    with pytest.raises(DataError, match="val_size 8.0 takes 8 of the 8 training examples"):
+    assert set(_ids(counted.train)) | set(_ids(counted.eval)) == {f"b{i}" for i in range(5)} | {
+        f"c{i}" for i in range(8)
+    }
+    with pytest.raises(DataError, match=r"val_size 8\.0 takes 8 of the 8 training examples"):
         load(root, "c", val_size=8)
 
 
@@ -95,9 +97,14 @@ def test_split_validation_is_seeded() -> None:
 
 def test_eval_dataset_and_eval_on_each_dataset(root: Path) -> None:
     loaded = load(root, "c", eval_dataset="a,b")
-    assert isinstance(loaded.eval, list) and _ids(loaded.eval) == [f"a{i}" for i in range(3)] + [f"b{i}" for i in range(5)]
+    assert isinstance(loaded.eval, list) and _ids(loaded.eval) == [f"a{i}" for i in range(3)] + [
+        f"b{i}" for i in range(5)
+    ]
     each = load(root, "c", eval_dataset="a,b", eval_on_each_dataset=True)
-    assert each.eval_by_dataset is not None and {k: len(list(v)) for k, v in each.eval_by_dataset.items()} == {"a": 3, "b": 5}
+    assert each.eval_by_dataset is not None and {k: len(list(v)) for k, v in each.eval_by_dataset.items()} == {
+        "a": 3,
+        "b": 5,
+    }
 
 
 def test_streaming_reads_lazily(root: Path) -> None:
@@ -115,14 +122,18 @@ def test_streaming_val_split_takes_the_first_rows(root: Path) -> None:
     assert loaded.eval is not None and _ids(loaded.eval) == ["c0", "c1", "c2"]
     assert _ids(loaded.train) == [f"c{i}" for i in range(3, 8)]
     shuffled = load(root, "c", streaming=True, buffer_size=4, val_size=3, seed=1)
-    assert shuffled.eval is not None and sorted(_ids(shuffled.eval) + _ids(shuffled.train)) == [f"c{i}" for i in range(8)]
+    assert shuffled.eval is not None and sorted(_ids(shuffled.eval) + _ids(shuffled.train)) == [
+        f"c{i}" for i in range(8)
+    ]
     with pytest.raises(DataError, match="whole number of rows when streaming"):
         load(root, "c", streaming=True, val_size=0.5)
 
 
 def test_streaming_interleave_and_errors(root: Path, tmp_path: Path) -> None:
     probs = [0.2, 0.3, 0.5]
-    streamed = load(root, "a,b,c", streaming=True, buffer_size=1, mix_strategy="interleave_over", interleave_probs=probs)
+    streamed = load(
+        root, "a,b,c", streaming=True, buffer_size=1, mix_strategy="interleave_over", interleave_probs=probs
+    )
     listed = load(root, "a,b,c", mix_strategy="interleave_over", interleave_probs=probs)
     assert _ids(streamed.train) == _ids(listed.train)
     (root / "b.jsonl").write_text('{"instruction": "b0", "output": "x"}\nnot json\n', encoding="utf-8")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tests.engine.data_support import load, section, write_dataset_dir
 from tunery.engine.data.api import DataError
 from tunery.engine.data.load import load_examples, validate_datasets
 from tunery.engine.data.registry import get_dataset_attrs
-
-from tests.engine.data_support import load, section, write_dataset_dir
 
 ROWS = [{"instruction": "q", "output": "a"}]
 
@@ -58,7 +58,7 @@ def test_hub_dataset_offline_says_what_to_do(demo_data_dir: Path, monkeypatch: p
     message = str(caught.value)
     assert "dataset 'alpaca_en' comes from the Hugging Face Hub (llamafactory/alpaca_en)" in message
     assert "no connection to 127.0.0.1" in message
-    assert '"file_name" of \'alpaca_en\' in dataset_info.json' in message
+    assert "\"file_name\" of 'alpaca_en' in dataset_info.json" in message
 
 
 def test_modelscope_dataset_needs_its_package(demo_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

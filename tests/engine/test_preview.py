@@ -79,7 +79,7 @@ def test_jsonl_gives_ids_and_labels(tiny_llama: Path, demo_data_dir: Path, token
 def test_packing_and_pretraining_are_summarised(tiny_llama: Path, demo_data_dir: Path, tokenizer: Any) -> None:
     packed = make_spec(tiny_llama, demo_data_dir, neat_packing=True, cutoff_len=512, max_samples=30)
     text = preview(packed, 1, tokenizer, get_template("chatml", tokenizer), color=False)
-    assert re.search(r"packing: 30 sequences into \d+ rows of <= 512 tokens \(neat\)", text)
+    assert re.search(r"packing: 30 sequences into \d+ rows of <= 511 tokens \(neat\)", text)
 
     pt = make_spec(tiny_llama, demo_data_dir, stage="pt", dataset="c4_demo", template=None, cutoff_len=128,
                    max_samples=20)  # fmt: skip

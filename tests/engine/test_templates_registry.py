@@ -171,6 +171,9 @@ def test_turn_pieces_tokenize_like_the_whole_text(tokenizer: Any, name: str) -> 
 @pytest.mark.parametrize("name", ["llama2", "gemma", "qwen", "default"])
 def test_braces_in_texts_are_kept(tokenizer: Any, name: str) -> None:
     system = "Fill {content} and {system} and {eos} literally."
-    messages = [Message(Role.USER, "Say {content}"), Message(Role.ASSISTANT, "{bos} ok")]
+    messages = [
+        Message(Role.USER, "Say {content}"),
+        Message(Role.ASSISTANT, "{bos} ok"),
+    ]
     text = joined(get_template(name, tokenizer).render_turns(messages, system))
     assert system in text and "Say {content}" in text and "{bos} ok" in text

@@ -104,14 +104,14 @@ def test_tool_dataset_through_the_loader(tiny_llama: Path, demo_data_dir: Path, 
 def test_neat_packing_rows(tiny_llama: Path, demo_data_dir: Path, tokenizer: Any) -> None:
     spec = make_spec(tiny_llama, demo_data_dir, neat_packing=True, cutoff_len=512)
     template = get_template("chatml", tokenizer)
-    plain = build_training_data(make_spec(tiny_llama, demo_data_dir, cutoff_len=512), tokenizer, template, None)
+    plain = build_training_data(make_spec(tiny_llama, demo_data_dir, cutoff_len=511), tokenizer, template, None)
     data = build_training_data(spec, tokenizer, template, None)
     assert isinstance(data.collator, PackedCollator) and not data.collator.flatten
     items = _items(data.train_dataset)
     assert len(items) < len(plain.train_dataset)  # type: ignore[arg-type]
     sequences = []
     for item in items:
-        assert len(item["input_ids"]) <= 512 and "position_ids" in item
+        assert len(item["input_ids"]) <= 511 and "position_ids" in item  # cutoff_len - 1, as LF
         starts = [i for i, p in enumerate(item["position_ids"]) if p == 0] + [len(item["input_ids"])]
         sequences += [tuple(item["input_ids"][a:b]) for a, b in pairwise(starts)]
     assert sorted(sequences) == sorted(tuple(i["input_ids"]) for i in _items(plain.train_dataset))

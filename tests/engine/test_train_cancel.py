@@ -14,7 +14,13 @@ from tests.support.train_data import tiny_data_builder, tiny_spec
 from tunery.engine.events import EventSink
 from tunery.engine.train.checkpoints import is_valid_checkpoint
 from tunery.engine.train.runner import run_training
-from tunery.spec.events import EXIT_CANCELLED, EXIT_SUCCEEDED, FinishedEvent, StartedEvent, parse_event
+from tunery.spec.events import (
+    EXIT_CANCELLED,
+    EXIT_SUCCEEDED,
+    FinishedEvent,
+    StartedEvent,
+    parse_event,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,10 +13,20 @@ from safetensors.torch import load_file
 
 from tests.support.train_data import tiny_data_builder, tiny_spec
 from tunery.engine.events import EventSink
-from tunery.engine.train.checkpoints import is_valid_checkpoint, latest_valid_checkpoint, resolve_resume
+from tunery.engine.train.checkpoints import (
+    is_valid_checkpoint,
+    latest_valid_checkpoint,
+    resolve_resume,
+)
 from tunery.engine.train.errors import TrainingError
 from tunery.engine.train.runner import run_training
-from tunery.spec.events import EXIT_INVALID, EXIT_SUCCEEDED, FailedEvent, StartedEvent, parse_event
+from tunery.spec.events import (
+    EXIT_INVALID,
+    EXIT_SUCCEEDED,
+    FailedEvent,
+    StartedEvent,
+    parse_event,
+)
 
 
 def run(model_dir: Path, output_dir: Path, **keys: Any) -> tuple[int, list[Any]]:
@@ -59,7 +69,6 @@ def test_resume_choices_are_checked(tiny_llama: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="no complete checkpoint"):
         resolve_resume(spec.training)
     broken = fake_checkpoint(tmp_path / "checkpoint-3", state=False)
-    spec = tiny_spec(tiny_llama, tmp_path / "other", resume_from_checkpoint=str(broken))
     code, events = run(tiny_llama, tmp_path / "other", resume_from_checkpoint=str(broken))
     assert code == EXIT_INVALID
     failed = events[-1]

@@ -33,13 +33,13 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from tests.server.factories import Factory, ProjectHandle, UserHandle
 from tunery.server.api.app import create_app
 from tunery.server.config import Settings
 from tunery.server.db.base import Base
 from tunery.server.db.session import Database, create_db_engine
 from tunery.server.migrations import upgrade_head
-
-from tests.server.factories import Factory, ProjectHandle, UserHandle
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret"
@@ -47,11 +47,7 @@ TEST_BROKER = "redis://127.0.0.1:6379/15"
 
 
 def admin_url() -> str:
-    url = (
-        os.environ.get("TUNERY_TEST_ADMIN_URL")
-        or os.environ.get("TUNERY_DATABASE_URL")
-        or ""
-    )
+    url = os.environ.get("TUNERY_TEST_ADMIN_URL") or os.environ.get("TUNERY_DATABASE_URL") or ""
     return url if url.startswith("postgresql") else DEFAULT_ADMIN_URL
 
 
@@ -63,11 +59,7 @@ def new_pg_database() -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield (
-            make_url(admin_url())
-            .set(database=name)
-            .render_as_string(hide_password=False)
-        )
+        yield (make_url(admin_url()).set(database=name).render_as_string(hide_password=False))
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

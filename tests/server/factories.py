@@ -45,9 +45,7 @@ class Factory:
         self.database = database
         self.settings = settings
 
-    def user(
-        self, email: str | None = None, password: str = PASSWORD, *, admin: bool = False
-    ) -> UserHandle:
+    def user(self, email: str | None = None, password: str = PASSWORD, *, admin: bool = False) -> UserHandle:
         email = email or f"user-{secrets.token_hex(4)}@example.com"
         with self.database.session() as session:
             user = create_user(session, email, password, admin=admin)
@@ -68,13 +66,9 @@ class Factory:
         with self.database.session() as session:
             user = session.get(User, owner.id)
             assert user is not None
-            project = create_project(
-                session, user, name or f"project {secrets.token_hex(3)}"
-            )
+            project = create_project(session, user, name or f"project {secrets.token_hex(3)}")
             for member, role in (members or {}).items():
-                session.add(
-                    Membership(project_id=project.id, user_id=member.id, role=role)
-                )
+                session.add(Membership(project_id=project.id, user_id=member.id, role=role))
             session.commit()
             return ProjectHandle(project.id, project.slug, owner)
 
@@ -93,8 +87,6 @@ class Factory:
         with self.database.session() as session:
             owner = session.get(User, user.id)
             assert owner is not None
-            _, key = create_api_key(
-                session, owner, "test key", sorted(scopes), expires_at
-            )
+            _, key = create_api_key(session, owner, "test key", sorted(scopes), expires_at)
             session.commit()
             return key

@@ -15,7 +15,14 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from tunery.server.config import Settings
-from tunery.server.db.models import Dataset, DatasetVersion, Job, JobEvent, JobStatus, RegisteredModel
+from tunery.server.db.models import (
+    Dataset,
+    DatasetVersion,
+    Job,
+    JobEvent,
+    JobStatus,
+    RegisteredModel,
+)
 from tunery.server.db.session import Database
 from tunery.server.live import event_message
 from tunery.server.live import publish as send

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+
+from tests.server.factories import Factory, UserHandle, bearer
 from tunery.server.auth.tokens import issue_token
 from tunery.server.config import Settings
 from tunery.server.db.models import ApiKey, User
 from tunery.server.db.session import Database
-
-from tests.server.factories import Factory, UserHandle, bearer
 
 
 def test_login_gives_a_token_that_authenticates(client: TestClient, factory: Factory) -> None:
@@ -75,7 +75,7 @@ def test_api_key_is_shown_once_stored_hashed_and_works(
     with database.session() as session:
         row = session.scalars(select(ApiKey)).one()
         assert row.key_hash == hashlib.sha256(key.encode()).hexdigest()
-        assert key not in repr([getattr(row, column) for column in ApiKey.__table__.columns.keys()])
+        assert key not in repr([getattr(row, column.key) for column in ApiKey.__table__.columns])
         assert row.last_used_at is None
     me = client.get("/api/auth/me", headers=bearer(key))
     assert me.status_code == 200
@@ -116,7 +116,9 @@ def test_read_scope_key_can_read_but_not_write(client: TestClient, owner: UserHa
 
 def test_key_cannot_mint_a_key_with_more_scopes(client: TestClient, owner: UserHandle, factory: Factory) -> None:
     write_only = factory.api_key(owner, scopes=("write",))
-    answer = client.post("/api/keys", json={"name": "escalate", "scopes": ["read", "write"]}, headers=bearer(write_only))
+    answer = client.post(
+        "/api/keys", json={"name": "escalate", "scopes": ["read", "write"]}, headers=bearer(write_only)
+    )
     assert answer.status_code == 422
     unknown = client.post("/api/keys", json={"name": "odd", "scopes": ["root"]}, headers=owner.headers)
     assert unknown.status_code == 422

@@ -5,15 +5,17 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+
+from tests.server.factories import Factory, ProjectHandle
+from tests.server.jobs_support import Catalog
+from tests.support.tiny_models import SHARED_DATA
 from tunery.server.config import Settings
-from tunery.server.db.session import Database
 from tunery.server.db.models import (
     Artifact,
     Checkpoint,
@@ -24,10 +26,7 @@ from tunery.server.db.models import (
     Metric,
     Role,
 )
-
-from tests.server.factories import Factory, ProjectHandle, UserHandle
-from tests.server.jobs_support import Catalog
-from tests.support.tiny_models import SHARED_DATA
+from tunery.server.db.session import Database
 
 LF_CONFIG = Path(__file__).resolve().parents[1] / "fixtures" / "lf_configs" / "llama3_lora_sft.yaml"
 GOOD_ROWS = json.dumps(
@@ -50,18 +49,18 @@ def world(database: Database, settings: Settings) -> Catalog:
 
 
 @pytest.fixture
-def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Job ids handed to the queue (the worker's enqueue_job, recorded instead of sent)."""
-    import sys
-    import types
+def enqueued(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> list[str]:
+    """Job ids handed to the worker's ``enqueue_job`` (recorded here instead of sent to a broker)."""
+    from tunery.server.worker import queue
 
-    try:
-        from tunery.server.worker import queue
-    except ImportError:  # TEMP until the worker's queue module lands
-        queue = types.ModuleType("tunery.server.worker.queue")
-        monkeypatch.setitem(sys.modules, "tunery.server.worker.queue", queue)
     sent: list[str] = []
-    monkeypatch.setattr(queue, "enqueue_job", sent.append, raising=False)
+
+    def record(job_id: str, queue: str = queue.GPU_QUEUE, settings: Settings | None = None) -> None:
+        assert settings is not None and settings.broker_url == expected_broker
+        sent.append(job_id)
+
+    expected_broker = settings.broker_url
+    monkeypatch.setattr(queue, "enqueue_job", record)
     return sent
 
 
@@ -100,15 +99,15 @@ def job_folders(world: Catalog) -> set[str]:
     return {path.name for path in folder.iterdir()} if folder.exists() else set()
 
 
-def test_create_from_json(client: TestClient, world: Catalog, owner: ProjectHandle, enqueued: list[str]) -> None:
-    response = create(client, owner, spec(), name="first", gpus=0)
+def test_create_from_json(client: TestClient, world: Catalog, registered: ProjectHandle, enqueued: list[str]) -> None:
+    response = create(client, registered, spec(), name="first", gpus=0)
     assert response.status_code == 201, response.text
     job = response.json()
     assert job["status"] == "queued" and job["name"] == "first" and job["gpu_count"] == 0
     assert enqueued == [job["id"]]
     assert [d["name"] for d in job["dataset_versions"]] == ["greetings"]
 
-    fetched = client.get(f"/api/jobs/{job['id']}", headers=owner.headers).json()
+    fetched = client.get(f"/api/jobs/{job['id']}", headers=registered.owner.headers).json()
     assert fetched["status"] == "queued"
     stored = fetched["spec"]
     assert stored["model"]["model_name_or_path"] == "/models/tiny-llama"  # the registered path
@@ -120,113 +119,123 @@ def test_create_from_json(client: TestClient, world: Catalog, owner: ProjectHand
     assert stored["training"]["output_dir"].endswith(f"jobs/{job['id']}/output")
 
 
-def test_create_from_llamafactory_yaml(client: TestClient, world: Catalog, enqueued: list[str]) -> None:
-    account = world.account()  # a user with exactly one project: no project_id needed
-    world.model(account.project_id, "llama3-8b", path="meta-llama/Meta-Llama-3-8B-Instruct")
+def test_create_from_llamafactory_yaml(
+    client: TestClient, world: Catalog, factory: Factory, enqueued: list[str]
+) -> None:
+    account = factory.project()  # its owner has exactly one project: no project_id needed
+    world.model(account.id, "llama3-8b", path="meta-llama/Meta-Llama-3-8B-Instruct")
     for name in ("identity", "alpaca_en_demo"):
         text = (SHARED_DATA / f"{name}.json").read_text(encoding="utf-8")
-        world.dataset(account.project_id, name, {f"{name}.json": text})
+        world.dataset(account.id, name, {f"{name}.json": text})
     response = client.post(
         "/api/jobs?name=lf",
         content=LF_CONFIG.read_bytes(),
-        headers={**account.headers, "Content-Type": "application/yaml"},
+        headers={**account.owner.headers, "Content-Type": "application/yaml"},
     )
     assert response.status_code == 201, response.text
     job = response.json()
-    assert job["project_id"] == account.project_id and job["name"] == "lf" and job["gpu_count"] == 1
+    assert job["project_id"] == account.id and job["name"] == "lf" and job["gpu_count"] == 1
     assert job["spec"]["data"]["dataset"] == ["identity", "alpaca_en_demo"]
     assert job["spec"]["method"]["lora_target"] == ["all"]
     assert job["spec"]["training"]["learning_rate"] == pytest.approx(1e-4)
     assert enqueued == [job["id"]]
 
 
-def test_invalid_spec_names_the_field(client: TestClient, world: Catalog, owner: ProjectHandle, enqueued: list[str]) -> None:
+def test_invalid_spec_names_the_field(
+    client: TestClient, world: Catalog, registered: ProjectHandle, enqueued: list[str]
+) -> None:
     before = job_folders(world)
-    response = create(client, owner, spec(method={"lora_rnak": 4}))
+    response = create(client, registered, spec(method={"lora_rnak": 4}))
     assert response.status_code == 422
     [error] = response.json()["errors"]
     assert error["field"] == "lora_rnak" and "lora_rank" in error["message"]
-    response = create(client, owner, spec(training={"learning_rate": -1}))
+    response = create(client, registered, spec(training={"learning_rate": -1}))
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["learning_rate"]
-    assert enqueued == [] and count_jobs(world, owner.project_id) == 0 and job_folders(world) == before
+    assert enqueued == [] and count_jobs(world, registered.id) == 0 and job_folders(world) == before
 
 
-def test_unknown_names_and_server_paths(client: TestClient, world: Catalog, owner: ProjectHandle, enqueued: list[str]) -> None:
+def test_unknown_names_and_server_paths(
+    client: TestClient, world: Catalog, registered: ProjectHandle, enqueued: list[str]
+) -> None:
     cases = [
         (spec(model={"model_name_or_path": "gpt-9"}), "model_name_or_path"),
         (spec(data={"dataset": ["nope"]}), "dataset"),
         (spec(data={"dataset": ["greetings@7"]}), "dataset"),
         (spec(training={"resume_from_checkpoint": "/etc"}), "resume_from_checkpoint"),
         (spec(data={"tokenized_path": "/tmp/x"}), "tokenized_path"),
+        (spec(model={"hf_hub_token": "hf_secret"}), "hf_hub_token"),
     ]
     for body, field in cases:
-        response = create(client, owner, body)
+        response = create(client, registered, body)
         assert response.status_code == 422, body
         assert [error["field"] for error in response.json()["errors"]] == [field]
-    response = create(client, owner, spec(), experiment_id="missing")
+    response = create(client, registered, spec(), experiment_id="missing")
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "experiment_id"
-    assert enqueued == [] and count_jobs(world, owner.project_id) == 0
+    assert enqueued == [] and count_jobs(world, registered.id) == 0
 
 
 def test_invalid_data_names_file_row_and_field(
-    client: TestClient, world: Catalog, owner: ProjectHandle, enqueued: list[str]
+    client: TestClient, world: Catalog, registered: ProjectHandle, enqueued: list[str]
 ) -> None:
-    world.dataset(owner.project_id, "broken", {"rows.json": BAD_ROWS})
+    world.dataset(registered.id, "broken", {"rows.json": BAD_ROWS})
     before = job_folders(world)
-    response = create(client, owner, spec(data={"dataset": ["greetings", "broken"]}))
+    response = create(client, registered, spec(data={"dataset": ["greetings", "broken"]}))
     assert response.status_code == 422, response.text
     [error] = response.json()["errors"]
     assert error["kind"] == "invalid_data"
     assert (error["dataset"], error["file"], error["row"], error["field"]) == ("broken", "rows.json", 2, "output")
-    world.dataset(owner.project_id, "empty", {"empty.json": "[]"})
-    response = create(client, owner, spec(data={"dataset": ["empty"]}))
+    world.dataset(registered.id, "empty", {"empty.json": "[]"})
+    response = create(client, registered, spec(data={"dataset": ["empty"]}))
     assert response.status_code == 422 and "no usable row" in response.json()["errors"][0]["message"]
-    world.dataset(owner.project_id, "lost", {"here.json": GOOD_ROWS}, entry={"file_name": "gone.json"})
-    response = create(client, owner, spec(data={"dataset": ["lost"]}))
+    world.dataset(registered.id, "lost", {"here.json": GOOD_ROWS}, entry={"file_name": "gone.json"})
+    response = create(client, registered, spec(data={"dataset": ["lost"]}))
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "dataset"
     assert "gone.json" in response.text and str(world.settings.storage_root) not in response.text
     # nothing written, nothing queued
-    assert enqueued == [] and count_jobs(world, owner.project_id) == 0 and job_folders(world) == before
+    assert enqueued == [] and count_jobs(world, registered.id) == 0 and job_folders(world) == before
 
 
-def test_pinned_version_and_lineage(client: TestClient, world: Catalog, owner: ProjectHandle, enqueued: list[str]) -> None:
-    second = world.dataset(owner.project_id, "greetings", {"train.json": GOOD_ROWS.replace("Hi!", "Hello!")})
-    latest = create(client, owner, spec()).json()
-    pinned = create(client, owner, spec(data={"dataset": ["greetings@1"]})).json()
+def test_pinned_version_and_lineage(
+    client: TestClient, world: Catalog, registered: ProjectHandle, enqueued: list[str]
+) -> None:
+    second = world.dataset(registered.id, "greetings", {"train.json": GOOD_ROWS.replace("Hi!", "Hello!")})
+    latest = create(client, registered, spec()).json()
+    pinned = create(client, registered, spec(data={"dataset": ["greetings@1"]})).json()
     assert latest["dataset_versions"][0]["dataset_version_id"] == second.id
     assert pinned["dataset_versions"][0]["name"] == "greetings@1"
     assert pinned["dataset_versions"][0]["dataset_version_id"] != second.id
     assert len(enqueued) == 2
 
 
-def test_idempotency_key(client: TestClient, world: Catalog, owner: ProjectHandle, enqueued: list[str]) -> None:
-    headers = {**owner.headers, "Idempotency-Key": "create-once"}
-    body = {"spec": spec(), "project_id": owner.project_id}
+def test_idempotency_key(client: TestClient, world: Catalog, registered: ProjectHandle, enqueued: list[str]) -> None:
+    headers = {**registered.owner.headers, "Idempotency-Key": "create-once"}
+    body = {"spec": spec(), "project_id": registered.id}
     first = client.post("/api/jobs", json=body, headers=headers)
     again = client.post("/api/jobs", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"]
     assert again.headers.get("Idempotent-Replayed") == "true"
-    assert enqueued == [first.json()["id"]] and count_jobs(world, owner.project_id) == 1
+    assert enqueued == [first.json()["id"]] and count_jobs(world, registered.id) == 1
 
 
 def test_list_filters_and_cursor_pagination(
-    client: TestClient, world: Catalog, owner: ProjectHandle, enqueued: list[str]
+    client: TestClient, world: Catalog, registered: ProjectHandle, enqueued: list[str]
 ) -> None:
-    world.model(owner.project_id, "other", path="/models/other")
+    world.model(registered.id, "other", path="/models/other")
     experiment = client.post(
-        f"/api/projects/{owner.project_id}/experiments", json={"name": "sweep"}, headers=owner.headers
+        f"/api/projects/{registered.id}/experiments", json={"name": "sweep"}, headers=registered.owner.headers
     ).json()
-    ids = [create(client, owner, spec(), name=f"run {n}").json()["id"] for n in range(4)]
-    in_experiment = create(client, owner, spec(), name="tuned", experiment_id=experiment["id"]).json()["id"]
-    other_model = create(client, owner, spec(model={"model_name_or_path": "other"}, method={"lora_rank": 64})).json()
+    ids = [create(client, registered, spec(), name=f"run {n}").json()["id"] for n in range(4)]
+    in_experiment = create(client, registered, spec(), name="tuned", experiment_id=experiment["id"]).json()["id"]
+    other_spec = spec(model={"model_name_or_path": "other"}, method={"lora_rank": 64})
+    other_model = create(client, registered, other_spec).json()
     with world.database.session() as session:
         session.get_one(Job, ids[0]).status = JobStatus.FAILED
         session.commit()
 
     def listed(**params: Any) -> list[str]:
-        response = client.get("/api/jobs", params=params, headers=owner.headers)
+        response = client.get("/api/jobs", params=params, headers=registered.owner.headers)
         assert response.status_code == 200, response.text
         return [item["id"] for item in response.json()["items"]]
 
@@ -239,63 +248,64 @@ def test_list_filters_and_cursor_pagination(
     assert listed(q="models/other") == [other_model["id"]]  # found in the spec
     assert listed(q="100%") == []
 
-    everything = listed(project_id=owner.project_id)
+    everything = listed(project_id=registered.id)
     assert len(everything) == 6
     pages: list[str] = []
     cursor: str | None = None
     while True:
-        params: dict[str, Any] = {"limit": 2, "project_id": owner.project_id}
+        params: dict[str, Any] = {"limit": 2, "project_id": registered.id}
         if cursor:
             params["cursor"] = cursor
-        page = client.get("/api/jobs", params=params, headers=owner.headers).json()
+        page = client.get("/api/jobs", params=params, headers=registered.owner.headers).json()
         pages += [item["id"] for item in page["items"]]
         if len(pages) == 2:  # a job created between pages shows up on no later page
-            create(client, owner, spec(), name="late")
+            create(client, registered, spec(), name="late")
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert pages == everything
-    assert client.get("/api/jobs", params={"cursor": "garbage"}, headers=owner.headers).status_code == 422
+    assert client.get("/api/jobs", params={"cursor": "garbage"}, headers=registered.owner.headers).status_code == 422
 
 
-def test_cancel(client: TestClient, world: Catalog, owner: ProjectHandle, enqueued: list[str]) -> None:
-    job = create(client, owner, spec()).json()
-    response = client.post(f"/api/jobs/{job['id']}/cancel", headers=owner.headers)
+def test_cancel(client: TestClient, world: Catalog, registered: ProjectHandle, enqueued: list[str]) -> None:
+    job = create(client, registered, spec()).json()
+    response = client.post(f"/api/jobs/{job['id']}/cancel", headers=registered.owner.headers)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "cancelled" and response.json()["finished_at"]
-    events = client.get(f"/api/jobs/{job['id']}/events", headers=owner.headers).json()["events"]
+    events = client.get(f"/api/jobs/{job['id']}/events", headers=registered.owner.headers).json()["events"]
     assert [(e["seq"], e["type"], e["status"]) for e in events] == [(1, "status", "cancelled")]
-    assert client.post(f"/api/jobs/{job['id']}/cancel", headers=owner.headers).status_code == 409
+    assert client.post(f"/api/jobs/{job['id']}/cancel", headers=registered.owner.headers).status_code == 409
 
-    running = world.job(owner.project_id, JobStatus.RUNNING)
-    response = client.post(f"/api/jobs/{running}/cancel", headers=owner.headers)
+    running = world.job(registered.id, JobStatus.RUNNING)
+    response = client.post(f"/api/jobs/{running}/cancel", headers=registered.owner.headers)
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["cancel_requested"]) == ("running", True)
 
 
-def test_resume_and_retry(client: TestClient, world: Catalog, owner: ProjectHandle, enqueued: list[str]) -> None:
-    job = create(client, owner, spec()).json()
-    assert client.post(f"/api/jobs/{job['id']}/resume", headers=owner.headers).status_code == 409  # queued
+def test_resume_and_retry(client: TestClient, world: Catalog, registered: ProjectHandle, enqueued: list[str]) -> None:
+    job = create(client, registered, spec()).json()
+    assert client.post(f"/api/jobs/{job['id']}/resume", headers=registered.owner.headers).status_code == 409  # queued
     with world.database.session() as session:
         row = session.get_one(Job, job["id"])
         row.status, row.attempt, row.last_seq = JobStatus.FAILED, 1, 4
         session.commit()
-    assert client.post(f"/api/jobs/{job['id']}/resume", headers=owner.headers).status_code == 409  # no checkpoint
+    no_checkpoint = client.post(f"/api/jobs/{job['id']}/resume", headers=registered.owner.headers)
+    assert no_checkpoint.status_code == 409 and "checkpoint" in no_checkpoint.json()["detail"]
     for step in (2, 4):
         path = f"jobs/{job['id']}/output/checkpoint-{step}"
         (world.settings.storage_root / path).mkdir(parents=True)
         with world.database.session() as session:
             session.add(Checkpoint(job_id=job["id"], step=step, path=path))
             session.commit()
-    response = client.post(f"/api/jobs/{job['id']}/resume", headers=owner.headers)
+    response = client.post(f"/api/jobs/{job['id']}/resume", headers=registered.owner.headers)
     assert response.status_code == 200, response.text
     resumed = response.json()
     assert resumed["status"] == "queued" and resumed["resume_from"] == f"jobs/{job['id']}/output/checkpoint-4"
     assert resumed["last_seq"] == 5 and enqueued == [job["id"], job["id"]]
-    assert client.post(f"/api/jobs/{job['id']}/resume", headers=owner.headers).status_code == 409
+    assert client.post(f"/api/jobs/{job['id']}/resume", headers=registered.owner.headers).status_code == 409
 
-    client.post(f"/api/jobs/{job['id']}/cancel", headers=owner.headers)
-    response = client.post(f"/api/jobs/{job['id']}/retry", headers=owner.headers)
+    client.post(f"/api/jobs/{job['id']}/cancel", headers=registered.owner.headers)
+    response = client.post(f"/api/jobs/{job['id']}/retry", headers=registered.owner.headers)
     assert response.status_code == 201, response.text
     retried = response.json()
     assert retried["parent_job_id"] == job["id"] and retried["status"] == "queued"
@@ -305,8 +315,8 @@ def test_resume_and_retry(client: TestClient, world: Catalog, owner: ProjectHand
     assert enqueued[-1] == retried["id"]
 
 
-def test_logs_metrics_checkpoints_and_artifacts(client: TestClient, world: Catalog, owner: ProjectHandle) -> None:
-    job_id = world.job(owner.project_id, JobStatus.SUCCEEDED)
+def test_logs_metrics_checkpoints_and_artifacts(client: TestClient, world: Catalog, registered: ProjectHandle) -> None:
+    job_id = world.job(registered.id, JobStatus.SUCCEEDED)
     root = world.settings.storage_root
     (root / f"jobs/{job_id}/output/adapter").mkdir(parents=True)
     (root / f"jobs/{job_id}/output/adapter/adapter_config.json").write_text('{"r": 4}')
@@ -323,7 +333,7 @@ def test_logs_metrics_checkpoints_and_artifacts(client: TestClient, world: Catal
             Artifact(job_id=job_id, name="escape", kind="results", path="../../etc/passwd"),
         ])
         session.commit()
-    base, headers = f"/api/jobs/{job_id}", owner.headers
+    base, headers = f"/api/jobs/{job_id}", registered.owner.headers
     logs = client.get(f"{base}/logs", params={"after": 2, "limit": 2}, headers=headers).json()
     assert [line["line"] for line in logs["lines"]] == ["line 3", "line 4"] and logs["next_after"] == 4
     metrics = client.get(f"{base}/metrics", params={"after_step": 1}, headers=headers).json()
@@ -343,11 +353,12 @@ def test_logs_metrics_checkpoints_and_artifacts(client: TestClient, world: Catal
 
 
 def test_other_projects_get_404_everywhere(
-    client: TestClient, world: Catalog, owner: ProjectHandle, enqueued: list[str]
+    client: TestClient, world: Catalog, factory: Factory, registered: ProjectHandle, enqueued: list[str]
 ) -> None:
-    job = create(client, owner, spec()).json()
-    stranger = world.account()
-    viewer = world.account(Role.VIEWER, project_id=owner.project_id)
+    job = create(client, registered, spec()).json()
+    stranger = factory.project().owner
+    viewer = factory.user()
+    factory.member(registered, viewer, Role.VIEWER)
     job_id = job["id"]
     (world.settings.storage_root / f"jobs/{job_id}/output").mkdir(parents=True)
     (world.settings.storage_root / f"jobs/{job_id}/output/adapter.bin").write_bytes(b"weights")
@@ -363,9 +374,9 @@ def test_other_projects_get_404_everywhere(
         assert client.post(f"/api/jobs/{job_id}{suffix}", headers=stranger.headers).status_code == 404, suffix
         assert client.post(f"/api/jobs/{job_id}{suffix}", headers=viewer.headers).status_code == 403, suffix
     assert client.get("/api/jobs", headers=stranger.headers).json()["items"] == []
-    response = client.get("/api/jobs", params={"project_id": owner.project_id}, headers=stranger.headers)
+    response = client.get("/api/jobs", params={"project_id": registered.id}, headers=stranger.headers)
     assert response.status_code == 404
-    body = {"spec": spec(), "project_id": owner.project_id}
+    body = {"spec": spec(), "project_id": registered.id}
     assert client.post("/api/jobs", json=body, headers=stranger.headers).status_code == 404
     assert client.get(f"/api/jobs/{job_id}").status_code == 401
     with world.database.session() as session:

@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
+
+from tests.server.conftest import new_pg_database
 from tunery.server.db.base import Base
 from tunery.server.db.session import create_db_engine
 from tunery.server.migrations import (
@@ -15,8 +17,6 @@ from tunery.server.migrations import (
     is_at_head,
     upgrade_head,
 )
-
-from tests.server.conftest import new_pg_database
 
 
 def _diffs(engine: Engine) -> list[object]:
@@ -64,9 +64,7 @@ def test_compare_finds_a_difference_when_models_and_database_disagree(
         with engine.begin() as connection:
             connection.exec_driver_sql("DROP TABLE job_log_lines")
         diffs = _diffs(engine)
-        assert any(
-            diff[0] == "add_table" and diff[1].name == "job_log_lines" for diff in diffs
-        )
+        assert any(diff[0] == "add_table" and diff[1].name == "job_log_lines" for diff in diffs)
     finally:
         engine.dispose()
 
@@ -85,8 +83,5 @@ def test_enum_columns_store_the_api_words(tmp_path: Path) -> None:
         session.add(Job(project_id=project.id, spec={}, status=JobStatus.QUEUED))
         session.commit()
     with database.engine.connect() as connection:
-        assert (
-            connection.exec_driver_sql("SELECT status FROM jobs").scalar_one()
-            == "queued"
-        )
+        assert connection.exec_driver_sql("SELECT status FROM jobs").scalar_one() == "queued"
     database.dispose()

@@ -62,7 +62,6 @@ class Idempotency:
         self.user_id = user_id
         self.key = key
         self.record_id: str | None = None
-        self.finished = False
 
     def begin(self, digest: str) -> None:
         """Replay a stored answer (raises IdempotentReplay), refuse a mismatch, or claim the key."""
@@ -104,12 +103,11 @@ class Idempotency:
             if record is not None:
                 record.status_code = status_code
                 record.response = json.dumps(jsonable_encoder(body))
-            self.finished = True
         return body
 
     def abandon(self) -> None:
-        """Forget an unfinished claim (the request failed), so the key can be used again."""
-        if self.record_id is None or self.finished:
+        """Forget the claim unless its answer was committed (the request failed), so the key can be reused."""
+        if self.record_id is None:
             return
         with self.database.session() as session:
             session.execute(

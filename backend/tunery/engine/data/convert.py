@@ -7,11 +7,12 @@ from collections.abc import Sequence
 
 from tunery.engine.data.api import DataError, RowError, ValidationReport
 from tunery.engine.data.formats import FORMATS, Context, Converter, RowProblem
-from tunery.engine.data.readers import BadRow, RawFile
+from tunery.engine.data.readers import ROW_FIELD, BadRow, RawFile
 from tunery.engine.data.registry import DatasetAttr
 from tunery.engine.data.types import Example, RowRef
 
 FIRST_ERRORS = 10  # errors shown in a "no valid row" DataError
+UNEXPECTED = (TypeError, ValueError, AttributeError, KeyError, IndexError)
 
 
 def converter_for(attr: DatasetAttr, context: Context) -> Converter:
@@ -46,7 +47,9 @@ def convert_row(convert: Converter, sink: RowSink, file: str, number: int, row: 
         return convert(row, RowRef(sink.dataset, file, number))  # type: ignore[arg-type]
     except RowProblem as problem:
         sink.error(file, number, problem.field, problem.message)
-        return None
+    except UNEXPECTED as exc:  # a value of a shape no check foresaw: still a row error, never a crash
+        sink.error(file, number, ROW_FIELD, f"cannot be converted ({type(exc).__name__}: {exc})")
+    return None
 
 
 def convert_files(
@@ -71,6 +74,8 @@ def convert_files(
                     except RowProblem as problem:
                         sink.error(path, numbers[index], problem.field, problem.message)
                         continue
+                    except UNEXPECTED:
+                        pass  # converted again below, which records the error
                 convert_row(convert, sink, path, numbers[index], row)
         checked = sum(len(raw.rows) for raw in files)
     else:

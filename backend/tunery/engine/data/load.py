@@ -17,6 +17,7 @@ from tunery.engine.data.api import DataError, LoadedData, ValidationReport
 from tunery.engine.data.convert import RowSink, convert_files, convert_row, converter_for
 from tunery.engine.data.fingerprint import fingerprint
 from tunery.engine.data.formats import Context, Shape, shape_for_stage
+from tunery.engine.data.jsonio import gc_paused
 from tunery.engine.data.mixing import buffer_shuffle, mix, mix_streams, sample_positions, split_validation
 from tunery.engine.data.registry import DatasetAttr, get_dataset_attrs
 from tunery.engine.data.sources import Source, resolve_source
@@ -110,8 +111,9 @@ def load_examples(
     if data.streaming:
         return _load_streaming(plan, data, seed, report, digest)
     rng = np.random.RandomState(seed)  # LF samples num_samples with numpy's global, seeded generator
-    train_parts = [_load_list(plan, source, data, rng, report) for source in plan.train]
-    eval_parts = [_load_list(plan, source, data, rng, report) for source in plan.evaluation]
+    with gc_paused():
+        train_parts = [_load_list(plan, source, data, rng, report) for source in plan.train]
+        eval_parts = [_load_list(plan, source, data, rng, report) for source in plan.evaluation]
     train: list[Example] = mix(train_parts, data.mix_strategy, data.interleave_probs, seed) if train_parts else []
     evaluation: list[Example] | None = None
     by_dataset: dict[str, list[Example] | Iterable[Example]] | None = None
@@ -176,8 +178,9 @@ def validate_datasets(data: DataSection, stage: str, *, max_errors: int | None =
         convert = converter_for(source.attr, plan.context(source))
         sink = RowSink(source.attr, report)
         checked = 0
-        for path, number, row in source.iter_rows():
-            checked += 1
-            convert_row(convert, sink, path, number, row)
+        with gc_paused():
+            for path, number, row in source.iter_rows():
+                checked += 1
+                convert_row(convert, sink, path, number, row)
         report.count_rows(source.attr.name, checked, checked - sink.bad)
     return report

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunery.engine.data.api import DataError
+from tunery.engine.data.jsonio import loads
 
 #: File extension -> reader name, as LLaMA-Factory's FILEEXT2TYPE.
 FILE_TYPES = {"json": "json", "jsonl": "jsonl", "csv": "csv", "parquet": "parquet", "arrow": "arrow", "txt": "text"}
@@ -92,12 +93,12 @@ def _read_json(path: str) -> RawFile:
     text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text.startswith(b"["):  # JSON lines saved as .json, or a single object
         try:
-            single = json.loads(text)
+            single = loads(text)
         except ValueError:
             return _read_json_lines(path, data)
         return _from_document(path, single)
     try:
-        document = json.loads(text)
+        document = loads(text)
     except json.JSONDecodeError as exc:
         line = exc.lineno + data[: len(data) - len(text)].count(b"\n")
         raise DataError(f"{path}: invalid JSON at line {line}, column {exc.colno}: {exc.msg}") from exc
@@ -107,21 +108,19 @@ def _read_json(path: str) -> RawFile:
 
 
 def _from_document(path: str, document: Any) -> RawFile:
+    """An array is one row per item (a string item is {"text": item}); an object is a single row."""
     if isinstance(document, list):
-        return RawFile(path, [_object_row(item) for item in document], range(1, len(document) + 1))
-    if isinstance(document, dict) and document and all(isinstance(v, list) for v in document.values()):
-        lengths = {len(v) for v in document.values()}
-        if len(lengths) == 1:  # column-oriented {"col": [...], ...}
-            n = lengths.pop()
-            keys = list(document)
-            rows = [{key: document[key][i] for key in keys} for i in range(n)]
-            return RawFile(path, rows, range(1, n + 1))
+        rows = [
+            item if type(item) is dict else {"text": item} if type(item) is str else _object_row(item)
+            for item in document
+        ]
+        return RawFile(path, rows, range(1, len(document) + 1))
     return RawFile(path, [_object_row(document)], range(1, 2))
 
 
 def _parse_line(line: bytes) -> Any:
     try:
-        return _object_row(json.loads(line))
+        return _object_row(loads(line))
     except json.JSONDecodeError as exc:
         return BadRow(ROW_FIELD, f"invalid JSON line: {exc.msg} (column {exc.colno})")
     except UnicodeDecodeError as exc:
@@ -150,6 +149,7 @@ def _stream_json_lines(path: str) -> Numbered:
 
 def _stream_text(path: str) -> Numbered:
     """Plain text: one row {"text": line} per non-blank line (blank lines separate nothing)."""
+    index = 0
     with open(path, encoding="utf-8-sig", newline="") as handle:
         try:
             for index, line in enumerate(handle):
@@ -161,6 +161,7 @@ def _stream_text(path: str) -> Numbered:
 
 
 def _stream_csv(path: str) -> Numbered:
+    csv.field_size_limit(1 << 30)  # long documents in a cell (the default limit is 128 KiB)
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         try:

@@ -126,8 +126,10 @@ def _kind(value: object) -> str:
 
 
 def _typed(entry: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
-    value = entry.get(key, default)
-    if value is None or (isinstance(value, kind) and not (kind is int and isinstance(value, bool))):
+    value = entry.get(key)
+    if value is None:  # absent or null: the default
+        return default
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
     raise DataError(f"{where}: '{key}' must be a {kind.__name__}, got {_kind(value)} ({value!r})")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from tunery.engine.data.api import ValidationReport
-from tunery.engine.data.convert import RowSink
+from tunery.engine.data.convert import UNEXPECTED, RowSink
 from tunery.engine.data.formats import Converter, RowProblem
-from tunery.engine.data.readers import BadRow
+from tunery.engine.data.readers import ROW_FIELD, BadRow
 from tunery.engine.data.sources import Source
 from tunery.engine.data.types import Example, RowRef
 
@@ -54,6 +54,9 @@ class LazyDataset:
                 except RowProblem as problem:
                     if new:
                         sink.error(path, number, problem.field, problem.message)
+                except UNEXPECTED as exc:
+                    if new:
+                        sink.error(path, number, ROW_FIELD, f"cannot be converted ({type(exc).__name__}: {exc})")
             if new:
                 self.report.count_rows(name, 1, 0 if example is None else 1)
             if example is not None:

@@ -50,17 +50,22 @@ class TrainingData:
 
 
 def recipe_for(spec: JobSpec, template: ChatTemplate | None) -> Recipe:
+    """Encoding settings of a job. Packed SFT sequences get ``cutoff_len - 1`` tokens, as in
+    LLaMA-Factory (it reserves a padding position), so rows and step counts match LF; pretraining
+    blocks keep the full ``cutoff_len`` (LF's default packing for pt does not reserve one)."""
     data = spec.data
+    stage = spec.method.stage
+    packing = bool(data.packing) if data.packing is not None else stage == "pt"
+    reserve = 1 if packing and stage != "pt" and data.cutoff_len > 1 else 0
     options = EncodeOptions(
-        cutoff_len=data.cutoff_len,
+        cutoff_len=data.cutoff_len - reserve,
         train_on_prompt=data.train_on_prompt,
         mask_history=data.mask_history,
         enable_thinking=data.enable_thinking,
         default_system=data.default_system,
     )
-    packing = bool(data.packing) if data.packing is not None else spec.method.stage == "pt"
     name = template.name if template is not None else data.template
-    return Recipe(spec.method.stage, options, name, packing, data.neat_packing)
+    return Recipe(stage, options, name, packing, data.neat_packing)
 
 
 def make_collator(spec: JobSpec, tokenizer: Any, recipe: Recipe) -> Collator:

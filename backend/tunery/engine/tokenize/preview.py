@@ -78,6 +78,12 @@ def preview_loaded(
     return "\n".join(parts)
 
 
+def _cutoff_label(recipe: Recipe) -> str:
+    cutoff = recipe.options.cutoff_len
+    reserved = recipe.packing and recipe.stage != "pt"
+    return f"cutoff_len={cutoff + 1} - 1 (packing)" if reserved else f"cutoff_len={cutoff}"
+
+
 def _spans(ids: list[int], labels: list[int]) -> list[tuple[bool, list[int]]]:
     """Runs of consecutive tokens that are all trained or all masked."""
     spans: list[tuple[bool, list[int]]] = []
@@ -105,7 +111,7 @@ def _render_example(
     where = f" ({example.ref.file}, row {example.ref.row})" if example.ref else ""
     head = f"=== Example {index + 1}{where}: {len(ids)} tokens, {trained} trained"
     if int(full_lengths[index]) > recipe.options.cutoff_len:
-        head += f", truncated from {int(full_lengths[index])} by cutoff_len={recipe.options.cutoff_len}"
+        head += f", truncated from {int(full_lengths[index])} by {_cutoff_label(recipe)}"
     head += " ==="
     body = []
     for is_trained, span in _spans(ids, labels):
@@ -134,7 +140,7 @@ def _stats_text(rows: TokenRows, full_lengths: np.ndarray, truncated: int, recip
         blocks = int(full_lengths.sum()) // cutoff
         lines.append(f"packing: documents concatenated into {blocks} blocks of {cutoff} tokens (none truncated)")
         return "\n".join(lines) + "\n"
-    lines.append(f"truncated by cutoff_len={cutoff}: {truncated} of {count} rows ({share:.1f}%)")
+    lines.append(f"truncated by {_cutoff_label(recipe)}: {truncated} of {count} rows ({share:.1f}%)")
     if recipe.pack_mode != "none" and count:
         bins = len(greedy_knapsack(lengths.tolist(), cutoff))
         lines.append(f"packing: {count} sequences into {bins} rows of <= {cutoff} tokens ({recipe.pack_mode})")

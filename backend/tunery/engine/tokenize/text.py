@@ -12,7 +12,18 @@ ENCODE_BATCH = 8192
 
 
 def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each text, without special tokens added (markers in the text are still special)."""
+    """Token ids of each text, without special tokens added (markers in the text are still special).
+
+    Repeated texts (shared prompts, system and tool blocks) are tokenized once.
+    """
+    unique = list(dict.fromkeys(texts))
+    if len(unique) == len(texts):
+        return _encode(tokenizer, texts)
+    ids = dict(zip(unique, _encode(tokenizer, unique), strict=True))
+    return [ids[text] for text in texts]
+
+
+def _encode(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
     ids: list[list[int]] = []
     for start in range(0, len(texts), ENCODE_BATCH):

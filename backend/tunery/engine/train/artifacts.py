@@ -11,11 +11,17 @@ from tunery.engine.train.data import apply_template
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, Trainer
 
+    from tunery.engine.train.methods.base import WeightSaver
     from tunery.spec import JobSpec
 
 
 def save_final_artifacts(
-    trainer: Trainer, spec: JobSpec, tokenizer: PreTrainedTokenizerBase, template: Any, metrics: dict[str, Any]
+    trainer: Trainer,
+    spec: JobSpec,
+    tokenizer: PreTrainedTokenizerBase,
+    template: Any,
+    metrics: dict[str, Any],
+    save_weights: WeightSaver | None = None,
 ) -> dict[str, Any]:
     """Save weights (adapter for LoRA), tokenizer with chat template, train/eval results, state, plots.
     Returns all metrics (train and, when evaluated, eval)."""
@@ -24,7 +30,10 @@ def save_final_artifacts(
     config = getattr(model, "config", None)
     if config is not None and not hasattr(model, "peft_config"):
         config.use_cache = spec.model.use_cache  # ready for generation once loaded
-    trainer.save_model(str(output_dir))
+    if save_weights is not None and model is not None:
+        save_weights(model, output_dir)
+    else:
+        trainer.save_model(str(output_dir))
     apply_template(template, tokenizer)
     tokenizer.save_pretrained(str(output_dir))
 

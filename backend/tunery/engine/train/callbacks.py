@@ -79,7 +79,7 @@ class EventCallback(TrainerCallback):  # type: ignore[misc]
     ) -> None:
         if not args.should_save or not logs:
             return
-        self._write_trainer_log(Path(args.output_dir), state, logs)
+        self._write_trainer_log(Path(str(args.output_dir)), state, logs)
         if any(key in logs for key in _SUMMARY_KEYS):
             return
         if "loss" in logs:
@@ -92,7 +92,7 @@ class EventCallback(TrainerCallback):  # type: ignore[misc]
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         if args.should_save:
-            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            path = Path(str(args.output_dir)) / f"checkpoint-{state.global_step}"
             self.sink.emit(CheckpointEvent, step=state.global_step, path=str(path))
 
     # ---- helpers ----

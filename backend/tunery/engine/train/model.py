@@ -162,7 +162,8 @@ def _attn_of(model: PreTrainedModel) -> str:
 
 def _resize_vocab(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, args: ModelSection) -> bool:
     """Grow the embeddings when the tokenizer has more tokens than the model (LF: multiple of 64)."""
-    rows = model.get_input_embeddings().weight.size(0)
+    weight = getattr(model.get_input_embeddings(), "weight", None)
+    rows = int(weight.shape[0]) if isinstance(weight, torch.Tensor) else len(tokenizer)
     if len(tokenizer) <= rows:
         return False
     if not args.resize_vocab:

@@ -104,6 +104,10 @@ def setup_training(
     prepared = apply_method(loaded, spec)
     for note in [f"attention: {loaded.attn_implementation}, dtype: {loaded.compute_dtype}", *prepared.notes]:
         sink.emit(LogEvent, level="info", message=note)
+    if spec.model.print_param_status:
+        for name, param in prepared.model.named_parameters():
+            status = f"{name}: {param.dtype}, {param.device}, trainable={param.requires_grad}"
+            sink.emit(LogEvent, level="debug", message=status)
 
     facts = RunFacts(
         stage=spec.method.stage,
@@ -145,6 +149,8 @@ def train_and_save(session: TrainingSession, sink: EventSink) -> int:
         )
         return EXIT_CANCELLED
 
-    metrics = save_final_artifacts(trainer, spec, session.tokenizer, session.template, dict(result.metrics))
+    metrics = save_final_artifacts(
+        trainer, spec, session.tokenizer, session.template, dict(result.metrics), session.prepared.save_weights
+    )
     sink.emit(FinishedEvent, outcome="succeeded", step=state.global_step, metrics=metrics, output_dir=output_dir)
     return EXIT_SUCCEEDED

@@ -21,6 +21,7 @@ from tunery.server.db.session import Database
 from tunery.server.errors import ServiceError
 from tunery.server.idempotency import IdempotentReplay
 from tunery.server.migrations import upgrade_head
+from tunery.server.redact import install as install_log_redaction
 from tunery.server.storage import Storage
 
 ROUTES_PACKAGE = "tunery.server.api.routes"
@@ -31,6 +32,7 @@ OPTIONAL_ROUTERS = ("jobs", "events", "stream", "workers")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    install_log_redaction()
     database = Database.from_settings(settings)
     storage = Storage(settings.storage_root)
 

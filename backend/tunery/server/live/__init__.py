@@ -17,7 +17,10 @@ from tunery.server.live.messages import event_message
 from tunery.server.live.polling import PollingSubscription
 from tunery.server.live.replay import SessionFactory, load_events
 
+#: how often the polling backend reads new events
 POLL_INTERVAL_SECONDS = 0.5
+#: how often a stream checks the job row and catches up from the DB (events a lost publish never carried)
+CHECK_INTERVAL_SECONDS = 2.0
 
 __all__ = ["Subscription", "event_message", "follow", "load_events", "open_subscription", "publish"]
 

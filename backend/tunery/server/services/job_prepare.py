@@ -24,7 +24,7 @@ from tunery.server.services.job_inputs import (
 )
 from tunery.spec import JobSpec, SpecError
 
-#: Spec keys naming files on the server that a job may not choose (section, key, what to do instead).
+#: Spec keys a job may not set through the API: server paths and secrets (section, key, what to do instead).
 SERVER_PATHS: tuple[tuple[str, str, str], ...] = (
     ("training", "resume_from_checkpoint", "resume a job with POST /api/jobs/{id}/resume"),
     ("training", "logging_dir", "logs are kept by the server"),
@@ -33,6 +33,9 @@ SERVER_PATHS: tuple[tuple[str, str, str], ...] = (
     ("data", "media_dir", "media files are read next to the registered dataset files"),
     ("model", "cache_dir", "the model cache is configured on the server"),
     ("model", "adapter_name_or_path", "starting from adapters is not supported through the API yet"),
+    ("model", "hf_hub_token", "job specs are readable by the whole project; give workers the token instead"),
+    ("model", "ms_hub_token", "job specs are readable by the whole project; give workers the token instead"),
+    ("model", "om_hub_token", "job specs are readable by the whole project; give workers the token instead"),
 )
 MAX_DATA_PROBLEMS = 50
 

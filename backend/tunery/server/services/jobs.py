@@ -215,7 +215,7 @@ def after_commit(outcome: Outcome, settings: Settings) -> None:
         from tunery.server.worker.queue import enqueue_job
 
         try:
-            enqueue_job(outcome.job.id)
+            enqueue_job(outcome.job.id, queue=outcome.job.queue, settings=settings)
         except Exception:
             log.exception("could not enqueue job %s; it stays queued", outcome.job.id)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tunery.server.auth.passwords import hash_password, verify_password
@@ -11,7 +11,8 @@ from tunery.server.errors import ConflictError
 
 
 def find_user(session: Session, email: str) -> User | None:
-    return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    """Emails are stored lower-cased, so this uses the unique index."""
+    return session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
 def create_user(session: Session, email: str, password: str | None, *, admin: bool = False) -> User:

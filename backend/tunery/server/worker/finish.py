@@ -68,13 +68,13 @@ def finish_attempt(
 
     now = utcnow()
     ours = [Job.status == JobStatus.RUNNING, Job.lease_owner == claim.lease_owner]
-    enqueue = False
+    enqueue: str | None = None  # the queue to send the job to again
     with sessions.begin() as session:
         if outcome.status is None:
             moved = requeue_or_fail(session, storage_root, claim.job_id, ours, "interrupted", outcome.message, now)
             if moved is None:
                 return "lease_lost"
-            event, enqueue = moved.message, moved.enqueue
+            event, enqueue = moved.message, moved.queue if moved.enqueue else None
         else:
             done = session.execute(
                 update(Job)
@@ -98,6 +98,9 @@ def finish_attempt(
             )
         status = str(event["status"])
     publish(claim.job_id, event)
-    if enqueue:
-        enqueue_job(claim.job_id)
+    if enqueue is not None:
+        try:
+            enqueue_job(claim.job_id, enqueue)
+        except Exception:  # the job stays queued; the reaper sends it again
+            log.warning("could not enqueue job %s again", claim.job_id, exc_info=True)
     return status

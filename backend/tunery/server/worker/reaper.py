@@ -43,7 +43,7 @@ class ReapReport:
 def reap(context: WorkerContext, now: datetime | None = None, enqueue: Enqueue | None = None) -> ReapReport:
     from tunery.server.worker.queue import enqueue_job
 
-    send = enqueue or (lambda job_id, queue: enqueue_job(job_id, queue))
+    send = enqueue or (lambda job_id, queue: enqueue_job(job_id, queue, context.settings))
     now = now or utcnow()
     options, sessions = context.options, context.database.sessions
     report = ReapReport()
@@ -51,9 +51,9 @@ def reap(context: WorkerContext, now: datetime | None = None, enqueue: Enqueue |
     with sessions.begin() as session:
         report.offline = mark_silent_workers_offline(session, now, now - online_since)
         expired = session.execute(
-            select(Job.id, Job.worker_id, Job.queue).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+            select(Job.id, Job.worker_id).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
         ).all()
-    for job_id, worker, queue in expired:
+    for job_id, worker in expired:
         guard = [Job.status == JobStatus.RUNNING, Job.lease_expires_at < now]
         message = f"lease expired: worker {worker} stopped renewing it"
         with sessions.begin() as session:
@@ -64,7 +64,7 @@ def reap(context: WorkerContext, now: datetime | None = None, enqueue: Enqueue |
         publish(job_id, moved.message)
         (report.requeued if moved.enqueue else report.failed).append(job_id)
         if moved.enqueue:
-            _send(send, job_id, queue)
+            _send(send, job_id, moved.queue)
     with sessions.begin() as session:
         lost = find_undelivered(session, now, timedelta(seconds=options.dispatch_grace_seconds), online_since)
     for job_id, queue in lost:

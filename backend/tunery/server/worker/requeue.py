@@ -21,6 +21,7 @@ TOO_MANY_ATTEMPTS = "too_many_attempts"
 class Transition:
     message: dict[str, Any]  # the status event, to publish after the commit
     enqueue: bool
+    queue: str
 
 
 def release_gpus(session: Session, job_id: str) -> None:
@@ -50,11 +51,11 @@ def requeue_or_fail(
         event = record_status(
             session, job_id, job.attempt, "failed", job.error_message, reason=reason, error_code=TOO_MANY_ATTEMPTS
         )
-        return Transition(event, enqueue=False)
+        return Transition(event, enqueue=False, queue=job.queue)
     resume = newest_complete_checkpoint(session, storage_root, job_id) or job.resume_from
     job.status, job.resume_from, job.worker_id, job.gpus, job.queued_at = JobStatus.QUEUED, resume, None, [], now
     text = f"{message}; queued again for attempt {job.attempt + 1}"
     if resume:
         text += f", resuming from {resume}"
     event = record_status(session, job_id, job.attempt, "queued", text, reason=reason, resume_from=resume)
-    return Transition(event, enqueue=True)
+    return Transition(event, enqueue=True, queue=job.queue)

@@ -41,7 +41,10 @@ def run_job(context: WorkerContext, job_id: str, worker: str, queue: str = "gpu"
     if claim is Refused.GONE:
         return "skipped"
     if claim is Refused.BUSY:
-        enqueue_job(job_id, queue)
+        try:
+            enqueue_job(job_id, queue)
+        except Exception:  # the broker is down: the job stays queued and the reaper sends it again
+            log.warning("could not send job %s back to the queue", job_id, exc_info=True)
         return "deferred"
     publish(job_id, claim.started_event)
     return run_claimed(context, claim)

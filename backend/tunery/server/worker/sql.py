@@ -25,9 +25,15 @@ def insert_ignore(
     session: Session, model: type[DeclarativeBase], values: Mapping[str, Any], keys: Sequence[str]
 ) -> bool:
     """INSERT the row unless one with the same ``keys`` exists; True when a row was inserted."""
-    statement = _insert(session, model).values(**values).on_conflict_do_nothing(index_elements=list(keys))
-    result = session.execute(statement)
-    return bool(getattr(result, "rowcount", 0) == 1)
+    table = model.__table__
+    assert isinstance(table, Table)
+    statement = (
+        _insert(session, model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(keys))
+        .returning(table.c[keys[0]])  # rowcount is not reliable here; a returned row is
+    )
+    return session.execute(statement).first() is not None
 
 
 def upsert(

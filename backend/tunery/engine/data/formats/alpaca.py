@@ -101,7 +101,7 @@ def alpaca_converter(attr: DatasetAttr, context: Context) -> Converter:
             prompt,
             response,
             system_of(row, attr.system),
-            tools_of(row, attr.tools),
+            tools_of(row, attr.tools, context),
             label,
             media_of(row, attr.images, context),
             media_of(row, attr.videos, context),

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tunery.engine.data.jsonio import loads
 from tunery.engine.data.types import Example, RowRef
 
 if TYPE_CHECKING:
@@ -53,11 +54,12 @@ class Context:
 
     shape: Shape
     media_dir: str | None = None  # None: media paths are kept as they are (hub datasets)
-    _media_cache: dict[str, str | None] = field(default_factory=dict, repr=False)
+    media_cache: dict[str, str | None] = field(default_factory=dict, repr=False)
+    tools_cache: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     def find_media(self, path: str) -> str | None:
         """The media file's path (media_dir joined as LLaMA-Factory does); None when it does not exist."""
-        found = self._media_cache.get(path, "")
+        found = self.media_cache.get(path, "")
         if found != "":
             return found
         if self.media_dir is None or path.startswith(URL_PREFIXES):
@@ -65,7 +67,7 @@ class Context:
         else:
             joined = os.path.join(self.media_dir, path)
             found = joined if os.path.isfile(joined) else path if os.path.isfile(path) else None
-        self._media_cache[path] = found
+        self.media_cache[path] = found
         return found
 
 
@@ -104,7 +106,7 @@ def system_of(row: dict[str, Any], column: str | None) -> str | None:
     return optional_text(row, column) or None
 
 
-def tools_of(row: dict[str, Any], column: str | None) -> str | None:
+def tools_of(row: dict[str, Any], column: str | None, context: Context) -> str | None:
     """The tool list as a JSON string (checked to be a JSON array), or None."""
     if column is None:
         return None
@@ -112,13 +114,19 @@ def tools_of(row: dict[str, Any], column: str | None) -> str | None:
     if value is None or value == "" or value == []:
         return None
     if isinstance(value, str):
+        cache = context.tools_cache
+        if value in cache:
+            return cache[value]
         try:
-            parsed = json.loads(value)
+            parsed = loads(value)
         except ValueError as exc:
             raise RowProblem(column, f"tools is not valid JSON: {exc}") from None
         if not isinstance(parsed, list):
             raise RowProblem(column, f"tools must be a JSON array of tool definitions, got {kind(parsed)}")
-        return value if parsed else None
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[value] = value  # kept as written, "[]" too: LLaMA-Factory renders a system block for it
+        return value
     if isinstance(value, list):
         return json.dumps(value, ensure_ascii=False)
     raise RowProblem(column, f"tools must be a JSON array (or its JSON text), got {kind(value)}")
@@ -160,6 +168,8 @@ def media_of(row: dict[str, Any], column: str | None, context: Context) -> list[
 
 def check_placeholders(attr: DatasetAttr, example: Example) -> None:
     """Each media item needs its placeholder (e.g. <image>) in the conversation, as LLaMA-Factory checks."""
+    if attr.images is None and attr.videos is None and attr.audios is None:
+        return
     for key, token in PLACEHOLDERS.items():
         column = getattr(attr, key)
         if column is None:

@@ -16,6 +16,7 @@ from tunery.engine.data.formats.base import (
 )
 from tunery.engine.data.formats.sharegpt import answer_of, check_columns, role_map
 from tunery.engine.data.formats.turns import build_example
+from tunery.engine.data.jsonio import loads
 from tunery.engine.data.types import Example, Message, Role, RowRef
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def tool_calls_text(calls: list[Any], field: str) -> str:
         arguments = function.get("arguments") or {}
         if isinstance(arguments, str):
             try:
-                arguments = json.loads(arguments)
+                arguments = loads(arguments)
             except ValueError as exc:
                 raise RowProblem(f"{where}.function.arguments", f"arguments are not valid JSON: {exc}") from None
         if type(arguments) is not dict:
@@ -95,7 +96,7 @@ def openai_converter(attr: DatasetAttr, context: Context) -> Converter:
             if type(message) is not dict:
                 raise RowProblem(f"{column}[{index}]", f"expected a message object, got {kind(message)}")
             tag = message.get(role_tag)
-            role = roles.get(tag)
+            role = roles.get(tag) if type(tag) is str else None
             if role is None:
                 if tag is None:
                     raise RowProblem(f"{column}[{index}]", f"the message has no '{role_tag}' key")

@@ -52,9 +52,10 @@ def answer_of(row: dict[str, Any], column: str, attr: DatasetAttr, roles: dict[A
         raise missing(column, row) from None
     if type(value) is not dict:
         raise RowProblem(column, f"expected an assistant turn object, got {kind(value)}")
-    role = roles.get(value.get(attr.role_tag))
+    tag = value.get(attr.role_tag)
+    role = roles.get(tag) if type(tag) is str else None
     if role not in BOT_SIDE:
-        raise RowProblem(f"{column}.{attr.role_tag}", f"expected an assistant turn, got {value.get(attr.role_tag)!r}")
+        raise RowProblem(f"{column}.{attr.role_tag}", f"expected an assistant turn, got {tag!r}")
     content = value.get(attr.content_tag)
     if type(content) is not str:
         raise RowProblem(f"{column}.{attr.content_tag}", f"expected a string, got {kind(content)}")
@@ -92,7 +93,7 @@ def sharegpt_converter(attr: DatasetAttr, context: Context) -> Converter:
             if type(turn) is not dict:
                 raise RowProblem(f"{column}[{index}]", f"expected a turn object, got {kind(turn)}")
             tag = turn.get(role_tag)
-            role = roles.get(tag)
+            role = roles.get(tag) if type(tag) is str else None
             if role is None:
                 if tag is None:
                     raise RowProblem(f"{column}[{index}]", f"the turn has no '{role_tag}' key")

@@ -90,7 +90,7 @@ def build_example(
         prompt,
         response,
         system,
-        tools_of(row, attr.tools),
+        tools_of(row, attr.tools, context),
         label,
         media_of(row, attr.images, context),
         media_of(row, attr.videos, context),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 
 #: Builds the optimizer for the prepared model (e.g. LoRA+ learning-rate groups); None = Trainer default.
 OptimizerFactory = Callable[[torch.nn.Module, "TrainingArguments"], torch.optim.Optimizer]
+#: Saves the final weights into a folder when plain ``save_pretrained`` is not right (e.g. PiSSA conversion).
+WeightSaver = Callable[[torch.nn.Module, Path], None]
 
 
 @dataclass
@@ -28,6 +31,7 @@ class PreparedModel:
     total_params: int
     optimizer_factory: OptimizerFactory | None = None
     notes: list[str] = field(default_factory=list)  # human-readable facts for the log (targets, layers)
+    save_weights: WeightSaver | None = None
 
 
 MethodBuilder = Callable[["LoadedModel", "JobSpec"], PreparedModel]
@@ -65,8 +69,8 @@ def upcast_trainable(model: torch.nn.Module) -> None:
             param.data = param.data.to(torch.float32)
 
 
-def finish(model: torch.nn.Module, method: str, notes: list[str],
-           optimizer_factory: OptimizerFactory | None = None) -> PreparedModel:
+def finish(model: torch.nn.Module, method: str, notes: list[str], optimizer_factory: OptimizerFactory | None = None,
+           save_weights: WeightSaver | None = None) -> PreparedModel:
     upcast_trainable(model)
     trainable, total = count_parameters(model)
-    return PreparedModel(model, method, trainable, total, optimizer_factory, notes)
+    return PreparedModel(model, method, trainable, total, optimizer_factory, notes, save_weights)

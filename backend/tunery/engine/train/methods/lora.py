@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from tunery.engine.train.errors import invalid_spec
-from tunery.engine.train.methods.base import OptimizerFactory, PreparedModel, finish, register_method
+from tunery.engine.train.methods.base import (
+    OptimizerFactory,
+    PreparedModel,
+    WeightSaver,
+    finish,
+    register_method,
+)
+
+#: Where the PiSSA-initialised adapter waits (inside output_dir) until the final conversion.
+PISSA_INIT_DIR = "pissa_init"
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
@@ -43,8 +54,12 @@ def build_lora(loaded: LoadedModel, spec: JobSpec) -> PreparedModel:
             notes.append(f"also trained fully: {', '.join(config.modules_to_save)}")
     assert isinstance(model, PeftModel)
     factory = loraplus_optimizer(method) if method.loraplus_lr_ratio else None
+    saver = None
+    if method.pissa_init and not to_resume:
+        saver = pissa_converting_saver(model, Path(spec.training.output_dir) / PISSA_INIT_DIR)
+        notes.append("PiSSA: the final adapter is converted to plain LoRA (rank doubled) for the original model")
     variant = "dora" if method.use_dora else "lora"
-    return finish(model, variant, notes, factory)
+    return finish(model, variant, notes, factory, saver)
 
 
 def lora_config(model: torch.nn.Module, method: MethodSection, *, vocab_resized: bool = False) -> Any:
@@ -74,7 +89,8 @@ def lora_config(model: torch.nn.Module, method: MethodSection, *, vocab_resized:
 
 def linear_module_names(model: torch.nn.Module) -> list[str]:
     """Leaf names of every linear layer except the output head (``lora_target: all``)."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
     names = {
         name.split(".")[-1]
         for name, module in model.named_modules()
@@ -87,7 +103,7 @@ def linear_module_names(model: torch.nn.Module) -> list[str]:
 
 
 def _embedding_module_names(model: torch.nn.Module) -> list[str]:
-    wanted = [model.get_input_embeddings(), model.get_output_embeddings()]  # type: ignore[operator]
+    wanted = [getattr(model, getter)() for getter in ("get_input_embeddings", "get_output_embeddings")]
     return sorted({name.split(".")[-1] for name, module in model.named_modules() if module in wanted and name})
 
 
@@ -110,6 +126,24 @@ def _load_adapter(model: torch.nn.Module, path: str, *, trainable: bool) -> Any:
         return PeftModel.from_pretrained(model, path, is_trainable=trainable)  # type: ignore[arg-type]
     except (OSError, ValueError) as exc:
         raise invalid_spec("adapter_name_or_path", f"cannot load adapter {path!r}: {exc}") from exc
+
+
+def pissa_converting_saver(model: Any, init_dir: Path) -> WeightSaver:
+    """Keep the PiSSA-initialised adapter now; at the end save the trained one converted to a plain LoRA that
+    applies to the original (not the residual) base model."""
+    config = model.peft_config["default"]
+    init_mode = config.init_lora_weights
+    config.init_lora_weights = True  # saved as a plain adapter, so loading it does not redo the SVD
+    model.save_pretrained(str(init_dir))
+    config.init_lora_weights = init_mode
+
+    def save(trained: torch.nn.Module, folder: Path) -> None:
+        trained.save_pretrained(  # type: ignore[operator]
+            str(folder), path_initial_model_for_weight_conversion=str(init_dir)
+        )
+        shutil.rmtree(init_dir, ignore_errors=True)
+
+    return save
 
 
 def loraplus_optimizer(method: MethodSection) -> OptimizerFactory:

@@ -18,6 +18,7 @@ class TuneryTrainer(Trainer):
         super().__init__(*args, **kwargs)
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
-        if self.optimizer is None and self.optimizer_factory is not None:
-            self.optimizer = self.optimizer_factory(self.model if model is None else model, self.args)
+        target = self.model if model is None else model
+        if self.optimizer is None and self.optimizer_factory is not None and target is not None:
+            self.optimizer = self.optimizer_factory(target, self.args)
         return super().create_optimizer(model)  # type: ignore[no-any-return]

@@ -71,6 +71,13 @@ def _public(dataset: Dataset) -> DatasetPublic:
     )
 
 
+def _dataset_for_upload(session: Session, principal: Principal, dataset_id: str) -> Dataset:
+    """The dataset, checked; the transaction ends so no connection is held while the files stream in."""
+    dataset = _dataset(session, principal, dataset_id, Role.MEMBER)
+    session.commit()
+    return dataset
+
+
 def _dataset(session: Session, principal: Principal, dataset_id: str, minimum: Role) -> Dataset:
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
@@ -148,7 +155,7 @@ async def upload_version(
 
     Over TUNERY_UPLOAD_LIMIT_BYTES: 413; a file name with ``..`` or an absolute path: 422 (nothing is kept).
     """
-    dataset = await run_in_threadpool(_dataset, session, principal, dataset_id, Role.MEMBER)
+    dataset = await run_in_threadpool(_dataset_for_upload, session, principal, dataset_id)
     upload = await receive_upload(request, storage, settings.upload_limit_bytes)
     try:
         await run_in_threadpool(idem.begin, _upload_hash(request, upload))

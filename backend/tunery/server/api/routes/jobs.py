@@ -21,7 +21,6 @@ from tunery.server.services.job_listing import JobFilter, list_jobs
 from tunery.spec import JobSpec
 
 router = APIRouter(tags=["jobs"])
-router.include_router(outputs_router)
 
 
 @router.post(
@@ -121,3 +120,6 @@ def _target_project(session: SessionDep, principal: Principal, project_ref: str 
             raise JobInputError([Problem("project_id", message)])
         project_ref = owned[0]
     return require_access(session, principal, project_ref, Role.MEMBER).project_id
+
+
+router.include_router(outputs_router)

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketState
 
+from tunery.server import live
 from tunery.server.api.deps import PrincipalDep, SessionDep
 from tunery.server.api.schemas.jobs import EventPage
 from tunery.server.auth.principal import authenticate
@@ -66,7 +67,7 @@ async def job_stream(
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(_until_disconnect, websocket, group.cancel_scope)
-            await follow(database.sessions, subscription, job_id, after, send)
+            await follow(database.sessions, subscription, job_id, after, send, live.CHECK_INTERVAL_SECONDS)
             group.cancel_scope.cancel()
     except* WebSocketDisconnect:
         pass  # the client left

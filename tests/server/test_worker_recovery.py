@@ -1,0 +1,131 @@
+"""Failures while a job trains: a worker killed with SIGKILL, a Redis restart. Real processes throughout."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from sqlalchemy import select
+from tunery.server.db.models import Checkpoint, JobStatus, Metric
+from tunery.server.worker.context import WorkerContext
+from tunery.server.worker.reaper import reap
+
+from tests.server.worker_support import (
+    RedisServer,
+    Stack,
+    engine_processes,
+    events,
+    is_engine,
+    job_in,
+    job_row,
+    metric_steps,
+    new_job,
+    new_project,
+    tiny_spec,
+    wait_for,
+)
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+TRAINING_TIMEOUT = 600  # bounds a wait on a busy 2-core machine; nothing asserts durations
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack(pg_url: str, tmp_path: Path, redis_server: RedisServer) -> Iterator[Stack]:
+    stack = Stack(tmp_path, pg_url, redis_server.url, TUNERY_REDIS_URL=redis_server.url)
+    yield stack
+    stack.close()
+
+
+def signal_groups(processes: list[psutil.Process], signum: int) -> None:
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+
+
+def newest_checkpoint_step(stack: Stack, job_id: str) -> int | None:
+    with stack.database.session() as session:
+        return session.scalar(select(Checkpoint.step).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step.desc()))
+
+
+def test_killed_worker_job_resumes_from_checkpoint_on_new_worker(stack: Stack, tiny_llama: Path) -> None:
+    steps = 12
+    project = new_project(stack.database)
+    job_id = new_job(stack.database, project, tiny_spec(tiny_llama, max_steps=steps, save_steps=3), max_attempts=3)
+    first = stack.worker("w1")
+    stack.enqueue(job_id)
+    wait_for(lambda: newest_checkpoint_step(stack, job_id), TRAINING_TIMEOUT, "a first checkpoint")
+
+    # Freeze the engine so the kill lands mid-training, then SIGKILL every process of the worker.
+    engines = engine_processes(stack.storage_root)
+    assert len(engines) == 1
+    signal_groups(engines, signal.SIGSTOP)
+    first.kill9(keep=is_engine)
+    assert first.process.poll() == -signal.SIGKILL
+    signal_groups(engines, signal.SIGCONT)  # orphaned, it dies writing its next event into the closed pipe
+    wait_for(lambda: not engine_processes(stack.storage_root), 120, "the orphaned engine to exit")
+    assert job_row(stack.database, job_id).status == JobStatus.RUNNING  # nobody knows yet
+
+    context = WorkerContext.from_settings(stack.settings)
+    report = wait_for(lambda: reap(context).requeued, 60, "the lease to expire and the reaper to act")
+    assert report == [job_id]
+    job = job_row(stack.database, job_id)
+    assert job.status == JobStatus.QUEUED and job.attempt == 1 and job.lease_owner is None
+    resumed_step = int(str(job.resume_from).rsplit("-", 1)[1])
+    assert job.resume_from == f"jobs/{job_id}/output/checkpoint-{resumed_step}"
+    requeued = [e for e in events(stack.database, job_id) if e.type == "status" and e.payload["status"] == "queued"]
+    assert len(requeued) == 1 and requeued[0].payload["reason"] == "lease_expired"
+
+    stack.worker("w2")
+    job = wait_for(lambda: job_in(stack.database, job_id, *FINISHED), TRAINING_TIMEOUT, "the resumed job to finish")
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert (job.attempt, job.worker_id) == (2, "w2")
+    assert metric_steps(stack.database, job_id) == list(range(1, steps + 1))
+    with stack.database.session() as session:
+        attempts = dict(session.execute(select(Metric.step, Metric.attempt).where(Metric.job_id == job_id)).all())
+    assert all(attempts[step] == 2 for step in range(resumed_step + 1, steps + 1))
+    rows = events(stack.database, job_id)
+    assert [row.seq for row in rows] == list(range(1, job.last_seq + 1))
+    started = [row for row in rows if row.type == "started" and row.attempt == 2]
+    assert len(started) == 1 and str(started[0].payload["resumed_from"]).endswith(f"checkpoint-{resumed_step}")
+    assert not engine_processes(stack.storage_root)
+
+
+def test_redis_restart_while_training_loses_nothing(stack: Stack, tiny_llama: Path, redis_server: RedisServer) -> None:
+    project = new_project(stack.database)
+    long_job = new_job(stack.database, project, tiny_spec(tiny_llama, max_steps=10, save_steps=5))
+    next_job = new_job(stack.database, project, tiny_spec(tiny_llama, max_steps=3, save_steps=100))
+    stack.worker("w1", concurrency=1)
+    stack.start("scheduler")
+    stack.enqueue(long_job)
+    stack.enqueue(next_job)  # waits for the slot: its message bounces in Redis (or waits in the spare process)
+
+    def training(job_id: str) -> bool:
+        job = job_row(stack.database, job_id)
+        return job.status == JobStatus.RUNNING and int(job.progress.get("step", 0)) >= 2
+
+    wait_for(lambda: training(long_job), TRAINING_TIMEOUT, "the first job to be training")
+    redis_server.restart()  # no persistence: every queued message is gone
+
+    done = [
+        wait_for(lambda j=job_id: job_in(stack.database, j, *FINISHED), TRAINING_TIMEOUT, "both jobs to finish")
+        for job_id in (long_job, next_job)
+    ]
+    assert [job.status for job in done] == [JobStatus.SUCCEEDED] * 2, [job.error_message for job in done]
+    assert [job.attempt for job in done] == [1, 1]
+    assert metric_steps(stack.database, long_job) == list(range(1, 11))
+    for job in done:
+        assert [row.seq for row in events(stack.database, job.id)] == list(range(1, job.last_seq + 1))
+    assert not engine_processes(stack.storage_root)
