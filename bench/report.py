@@ -6,6 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import yaml
 from harness import DATASETS, NAMES, PACKAGES, SHARED_DATA, SIDES, Results, rel
 
 #: Targets from the issue (Tunery / LF).
@@ -156,6 +157,14 @@ def _preprocessing(results: Results) -> list[str]:
         ),
         "",
     ]
+    lf_tokens, tunery_tokens = prep["lf"]["tokens"], prep["tunery"]["tokens"]
+    if lf_tokens and tunery_tokens and lf_tokens != tunery_tokens:
+        change = (tunery_tokens - lf_tokens) / lf_tokens * 100
+        out += [
+            f"Note: the two pipelines do not produce the same tokens ({tunery_tokens} vs {lf_tokens}, "
+            f"{change:+.2f} %); compare their outputs row by row before reading too much into the ratio.",
+            "",
+        ]
     return out
 
 
@@ -263,7 +272,13 @@ def _commands(results: Results) -> list[str]:
         "```",
         "",
     ]
-    for name, path in jobs.items():
-        text = Path(results.jobs[name]).read_text(encoding="utf-8").rstrip()
-        out += [f"`{path}`:", "", "```yaml", text, "```", ""]
+    loaded = {
+        name: yaml.safe_load(Path(path).read_text(encoding="utf-8")) for name, path in results.jobs.items()
+    }
+    text = Path(results.jobs["prep"]).read_text(encoding="utf-8").rstrip()
+    out += [f"`{jobs['prep']}`:", "", "```yaml", text, "```", ""]
+    for name in ("train", "train_packed"):
+        extra = {key: value for key, value in loaded[name].items() if loaded["prep"].get(key) != value}
+        shown = yaml.safe_dump(extra, sort_keys=False).rstrip()
+        out += [f"`{jobs[name]}`: the same keys, plus:", "", "```yaml", shown, "```", ""]
     return out

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
+from tests.engine.tokenize_support import load_tokenizer
 from tunery.engine.data.types import Example, Message, Role
 from tunery.engine.tokenize.collate import PackedCollator, PaddingCollator
 from tunery.engine.tokenize.packing import greedy_knapsack, pack_rows
 from tunery.engine.tokenize.pretrain import document_ids, encode_pretrain, pack_blocks
 from tunery.engine.tokenize.rows import IGNORE_INDEX, TokenRows
-
-from tests.engine.tokenize_support import load_tokenizer
 
 
 @pytest.fixture(scope="module")

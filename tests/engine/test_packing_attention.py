@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from tunery.engine.tokenize.collate import PackedCollator, PaddingCollator
 from tunery.engine.tokenize.packing import pack_rows
 from tunery.engine.tokenize.rows import IGNORE_INDEX, TokenRows

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tunery.engine.data.load import load_examples
-from tunery.engine.templates import get_template
-from tunery.engine.tokenize import IGNORE_INDEX, build_training_data, preview
 
 from tests.engine.test_tokenize_pipeline import make_spec
 from tests.engine.tokenize_support import load_tokenizer
+from tunery.engine.data.load import load_examples
+from tunery.engine.templates import get_template
+from tunery.engine.tokenize import IGNORE_INDEX, build_training_data, preview
 
 MARKED = re.compile(r"\[\[(trained|masked)\]\](.*?)\[\[/\1\]\]", re.DOTALL)
 

@@ -11,11 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tunery.engine.templates import (
-    apply_template_to_tokenizer,
-    get_template,
-    list_templates,
-)
 
 from tests.engine.templates_support import (
     CHAT,
@@ -28,6 +23,11 @@ from tests.engine.templates_support import (
     reference,
 )
 from tests.support.tiny_models import build_tokenizer
+from tunery.engine.templates import (
+    apply_template_to_tokenizer,
+    get_template,
+    list_templates,
+)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.engine.templates_support import joined, ref_jinja, reference
+from tests.support.tiny_models import build_tokenizer
 from tunery.engine.data.types import Message, Role
 from tunery.engine.templates import (
     apply_template_to_tokenizer,
@@ -15,9 +18,6 @@ from tunery.engine.templates import (
     list_templates,
     parse_function_content,
 )
-
-from tests.engine.templates_support import joined, ref_jinja, reference
-from tests.support.tiny_models import build_tokenizer
 
 ROLES = {
     "human": Role.USER,

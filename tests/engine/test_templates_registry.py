@@ -7,16 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tunery.engine.data.types import Message, Role
-from tunery.engine.templates import (
-    Template,
-    TemplateError,
-    ToolCall,
-    get_template,
-    list_templates,
-    parse_function_content,
-    register_template,
-)
 
 from tests.engine.templates_support import (
     CHAT,
@@ -28,6 +18,16 @@ from tests.engine.templates_support import (
     ref_jinja,
 )
 from tests.support.tiny_models import build_tokenizer
+from tunery.engine.data.types import Message, Role
+from tunery.engine.templates import (
+    Template,
+    TemplateError,
+    ToolCall,
+    get_template,
+    list_templates,
+    parse_function_content,
+    register_template,
+)
 
 
 @pytest.fixture(scope="module")

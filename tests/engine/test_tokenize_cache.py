@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.engine.test_tokenize_pipeline import make_spec
+from tests.engine.tokenize_support import load_tokenizer
 from tunery.engine.templates import get_template
 from tunery.engine.tokenize import TrainingData, build_training_data, supervised
 from tunery.engine.tokenize.cache import TokenCache
 from tunery.engine.tokenize.text import encode_texts
-
-from tests.engine.test_tokenize_pipeline import make_spec
-from tests.engine.tokenize_support import load_tokenizer
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import torch
 from torch.utils.data import DataLoader, IterableDataset
+
+from tests.engine.tokenize_support import load_tokenizer, trained_spans
 from tunery.engine.data.load import load_examples
 from tunery.engine.templates import get_template
 from tunery.engine.tokenize import (
@@ -19,8 +21,6 @@ from tunery.engine.tokenize import (
     build_training_data,
 )
 from tunery.spec import JobSpec
-
-from tests.engine.tokenize_support import load_tokenizer, trained_spans
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.engine.tokenize_support import (
+    conversation,
+    load_tokenizer,
+    sharegpt_examples,
+    trained_spans,
+)
 from tunery.engine.data.types import Example, Message, Role, RowRef
 from tunery.engine.templates import get_template
 from tunery.engine.tokenize.rows import IGNORE_INDEX
@@ -14,13 +21,6 @@ from tunery.engine.tokenize.supervised import (
     assemble,
     encode_supervised,
     infer_seqlen,
-)
-
-from tests.engine.tokenize_support import (
-    conversation,
-    load_tokenizer,
-    sharegpt_examples,
-    trained_spans,
 )
 
 
@@ -216,3 +216,19 @@ def test_truncated_count_over_a_batch(tokenizer: Any) -> None:
     assert [len(ids) <= 64 for ids in encoded.input_ids] == [True, True, True]
     assert len(encoded.input_ids[1]) == 64
     assert encoded.truncated(64) == 1
+
+
+def test_efficient_eos_template_end_to_end(tokenizer: Any) -> None:
+    template = get_template("baichuan2", tokenizer)
+    assert template.efficient_eos
+    pairs = template.render_turns(MULTI_TURN.messages, MULTI_TURN.system)
+    encoded = encode_supervised([MULTI_TURN], tokenizer, template, EncodeOptions(cutoff_len=1024))
+    ids, labels = encoded.input_ids[0], encoded.labels[0]
+    eos = tokenizer.eos_token_id
+    assert ids[-1] == labels[-1] == eos and ids.count(eos) == 1  # one eos, closing the sequence
+    first_turn = sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in pairs[0])
+    # the second prompt's first token is labelled eos: "the first answer ends here"
+    assert labels[first_turn] == eos and ids[first_turn] != eos
+    assert labels[first_turn + 1] == IGNORE_INDEX
+    trained = [tok for tok, lab in zip(ids, labels, strict=True) if lab == tok]
+    assert tokenizer.decode(trained) == pairs[0][1] + pairs[1][1] + tokenizer.eos_token

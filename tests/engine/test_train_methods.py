@@ -189,3 +189,14 @@ def test_adapters_to_start_from_are_lora_only(tiny_llama: Path, tmp_path: Path) 
     with pytest.raises(TrainingError) as caught:
         setup(tiny_llama, tmp_path, finetuning_type="full", adapter_name_or_path=str(tmp_path))
     assert "adapter_name_or_path" in caught.value.message
+
+
+def test_sft_token_accuracy_counts_only_answer_tokens() -> None:
+    import numpy as np
+    from transformers import EvalPrediction
+
+    from tunery.engine.train.stages.sft import token_accuracy
+
+    labels = np.array([[-100, -100, 2, 3, 4], [-100, 5, 6, -100, -100]])
+    predicted = np.array([[9, 2, 3, 7, 0], [5, 6, 1, 1, 1]])  # position t predicts label t + 1
+    assert token_accuracy(EvalPrediction(predictions=predicted, label_ids=labels)) == {"accuracy": 4 / 5}

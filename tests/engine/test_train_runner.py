@@ -48,7 +48,7 @@ def test_lora_run_writes_lf_artifacts_and_a_well_formed_event_stream(tiny_llama:
     out = tmp_path / "out"
     code, events = run(
         tiny_llama, out, eval_rows=2, max_steps=6, save_steps=3, plot_loss=True, do_eval=True,
-        val_size=0.25, eval_strategy="steps", eval_steps=3,
+        val_size=0.25, eval_strategy="steps", eval_steps=3, compute_accuracy=True,
     )
     assert code == EXIT_SUCCEEDED
 
@@ -71,6 +71,7 @@ def test_lora_run_writes_lf_artifacts_and_a_well_formed_event_stream(tiny_llama:
     finished = of_type(events, FinishedEvent)[0]
     assert (finished.outcome, finished.step, finished.checkpoint) == ("succeeded", 6, None)
     assert "train_loss" in finished.metrics and "eval_perplexity" in finished.metrics
+    assert 0 <= finished.metrics["eval_accuracy"] <= 1
 
     for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "trainer_state.json",
                  "train_results.json", "all_results.json", "eval_results.json", "training_loss.png",
@@ -232,3 +233,24 @@ def test_real_data_pipeline_feeds_training(tiny_llama: Path, tmp_path: Path, dem
     assert run_training(spec, EventSink(stream), cache_dir=tmp_path / "cache") == EXIT_INVALID
     failed = parse_event(stream.getvalue().splitlines()[-1])
     assert isinstance(failed, FailedEvent) and failed.code == "invalid_data" and "no_such_dataset" in failed.message
+
+
+def test_gguf_model_is_loaded_dequantized_and_trains(tiny_llama: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from tests.support.gguf_model import write_llama_gguf
+
+    folder = tmp_path / "gguf"
+    folder.mkdir()
+    write_llama_gguf(tiny_llama, folder / "tiny.gguf")
+    spec = tiny_spec(folder, tmp_path / "out", gguf_file="tiny.gguf", finetuning_type="full", max_steps=2)
+    session = setup_training(spec, EventSink(), CancelRequest(), build_data=tiny_data_builder())
+    loaded = session.prepared.model.state_dict()
+    for name, tensor in load_file(str(tiny_llama / "model.safetensors")).items():
+        assert torch.allclose(loaded[name], tensor), name
+    assert session.tokenizer.eos_token == "<|eot_id|>"
+    assert session.trainer.train().global_step == 2
+
+    code, events = run(folder, tmp_path / "missing", gguf_file="missing.gguf", max_steps=1)
+    failed = events[-1]
+    assert code == EXIT_INVALID and isinstance(failed, FailedEvent) and failed.message.startswith("gguf_file:")

@@ -57,6 +57,10 @@ def test_upload_creates_a_valid_immutable_version(
     listed = client.get(f"/api/datasets/{dataset['id']}/versions", headers=owner.headers).json()
     assert [item["version"] for item in listed] == [1, 2, 3]
     assert client.get(f"/api/datasets/{dataset['id']}", headers=owner.headers).json()["latest_version"] == 3
+    # numbers are never reused: after deleting v3 the next upload is v4
+    assert client.delete(f"/api/datasets/{dataset['id']}/versions/3", headers=owner.headers).status_code == 204
+    fourth = upload(client, dataset["id"], owner, multipart({"train.json": rows(ALPACA_ROWS)})).json()
+    assert fourth["version"] == 4
 
 
 def test_report_lists_row_errors_with_file_row_field_message(
@@ -100,6 +104,19 @@ def test_entry_field_with_columns_and_a_folder(client: TestClient, dataset: dict
     answer = upload(client, dataset["id"], owner, body)
     assert answer.status_code == 201, answer.text
     assert (answer.json()["status"], answer.json()["rows_total"]) == ("valid", 3)
+
+
+def test_ranked_entries_are_checked_as_preference_pairs(
+    client: TestClient, dataset: dict[str, str], owner: UserHandle
+) -> None:
+    pairs = json.loads((SHARED_DATA / "dpo_en_demo.json").read_text())[:3]
+    entry = json.loads((SHARED_DATA / "dataset_info.json").read_text())["dpo_en_demo"]
+    body = multipart({"dpo_en_demo.json": rows(pairs)}, {"entry": json.dumps(entry)})
+    answer = upload(client, dataset["id"], owner, body)
+    assert answer.status_code == 201, answer.text
+    assert (answer.json()["stage"], answer.json()["status"], answer.json()["rows_valid"]) == ("rm", "valid", 3)
+    as_sft = upload(client, dataset["id"], owner, multipart({"dpo_en_demo.json": rows(pairs)}, {"stage": "sft"}))
+    assert as_sft.json()["status"] == "invalid"  # alpaca columns are missing from preference rows
 
 
 @pytest.mark.parametrize(

@@ -106,25 +106,26 @@ def test_killed_worker_job_resumes_from_checkpoint_on_new_worker(stack: Stack, t
 def test_redis_restart_while_training_loses_nothing(stack: Stack, tiny_llama: Path, redis_server: RedisServer) -> None:
     project = new_project(stack.database)
     long_job = new_job(stack.database, project, tiny_spec(tiny_llama, max_steps=10, save_steps=5))
-    next_job = new_job(stack.database, project, tiny_spec(tiny_llama, max_steps=3, save_steps=100))
-    stack.worker("w1", concurrency=1)
+    short = tiny_spec(tiny_llama, max_steps=3, save_steps=100)
+    waiting, stored = new_job(stack.database, project, short), new_job(stack.database, project, short)
+    stack.worker("w1", concurrency=1)  # one slot, two Celery processes: they hold 2 messages at most
     stack.start("scheduler")
-    stack.enqueue(long_job)
-    stack.enqueue(next_job)  # waits for the slot: its message bounces in Redis (or waits in the spare process)
+    for job_id in (long_job, waiting, stored):  # `stored` stays in Redis until a process is free
+        stack.enqueue(job_id)
 
     def training(job_id: str) -> bool:
         job = job_row(stack.database, job_id)
         return job.status == JobStatus.RUNNING and int(job.progress.get("step", 0)) >= 2
 
     wait_for(lambda: training(long_job), TRAINING_TIMEOUT, "the first job to be training")
-    redis_server.restart()  # no persistence: every queued message is gone
+    redis_server.restart()  # no persistence: the messages in Redis are gone; the reaper sends them again
 
     done = [
-        wait_for(lambda j=job_id: job_in(stack.database, j, *FINISHED), TRAINING_TIMEOUT, "both jobs to finish")
-        for job_id in (long_job, next_job)
+        wait_for(lambda j=job_id: job_in(stack.database, j, *FINISHED), TRAINING_TIMEOUT, "the jobs to finish")
+        for job_id in (long_job, waiting, stored)
     ]
-    assert [job.status for job in done] == [JobStatus.SUCCEEDED] * 2, [job.error_message for job in done]
-    assert [job.attempt for job in done] == [1, 1]
+    assert [job.status for job in done] == [JobStatus.SUCCEEDED] * 3, [job.error_message for job in done]
+    assert [job.attempt for job in done] == [1, 1, 1]
     assert metric_steps(stack.database, long_job) == list(range(1, 11))
     for job in done:
         assert [row.seq for row in events(stack.database, job.id)] == list(range(1, job.last_seq + 1))

@@ -165,6 +165,11 @@ class ServiceProcess:
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def interesting_output(self) -> str:
+        """The log without the once-a-second reaper lines."""
+        noise = ("tunery.reap[", "Sending due task reap")
+        return "".join(line for line in self.output().splitlines(True) if not any(n in line for n in noise))
+
 
 def engine_processes(storage_root: Path) -> list[psutil.Process]:
     """Engine processes working on job files under ``storage_root`` (other people's runs are ignored)."""
@@ -223,13 +228,9 @@ def new_job(
     database: Database, project_id: str, spec: dict[str, Any], **values: Any
 ) -> str:
     with database.session() as session:
-        job = Job(
-            project_id=project_id,
-            spec=spec,
-            status=JobStatus.QUEUED,
-            gpu_count=0,
-            **values,
-        )
+        values.setdefault("gpu_count", 0)
+        values.setdefault("status", JobStatus.QUEUED)
+        job = Job(project_id=project_id, spec=spec, **values)
         session.add(job)
         session.commit()
         return job.id
@@ -322,7 +323,7 @@ class Stack:
             process.stop()
         for process in self.processes:  # shown by pytest when the test failed
             sys.stdout.write(
-                f"\n----- {process.log.name} -----\n{process.output()[-8000:]}\n"
+                f"\n----- {process.log.name} -----\n{process.interesting_output()[-8000:]}\n"
             )
         truncate_all(self.database)
         self.database.dispose()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from tunery.engine.data.api import DataError
 from tunery.spec import JobSpec, SpecError, load_spec
 from tunery.spec.events import EXIT_FAILED, EXIT_INVALID, EXIT_SUCCEEDED, Event
 
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     quick = commands.add_parser("quickstart", help="train a LoRA on the demo data with a local model")
     quick.add_argument("--home", type=Path, default=Path(".tunery"), help="data folder (default ./.tunery)")
     quick.add_argument("--steps", type=int, default=30)
+
+    from tunery.server import cli as service_cli
+    from tunery.server import cli_processes
+
+    service_cli.register(commands)
+    cli_processes.register(commands)
     return parser
 
 
@@ -124,9 +131,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args, sys.stdout)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        code: int = handler(args, sys.stdout)
+        return code
     except SpecError as exc:
         sys.stderr.write(f"error: {exc}\n")
+        return EXIT_INVALID
+    except DataError as exc:
+        sys.stderr.write(f"error: invalid data\n{exc}\n")
         return EXIT_INVALID
     except KeyboardInterrupt:
         return EXIT_FAILED

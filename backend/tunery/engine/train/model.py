@@ -94,7 +94,9 @@ def load_tokenizer(model: ModelSection) -> PreTrainedTokenizerBase:
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
-        raise invalid_spec("model_name_or_path", f"cannot load the tokenizer from {source!r}: {exc}") from exc
+        key = "gguf_file" if "gguf_file" in kwargs else "tokenizer_name_or_path" if model.tokenizer_name_or_path \
+            else "model_name_or_path"
+        raise invalid_spec(key, f"cannot load the tokenizer from {source!r}: {exc}") from exc
     if model.add_tokens:
         tokenizer.add_tokens(model.add_tokens, special_tokens=False)
     if model.add_special_tokens:
@@ -114,6 +116,8 @@ def load_model(spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> LoadedModel
     dtype = resolve_compute_dtype(spec.training)
     attn = resolve_attention(spec.model)
     model = _from_pretrained(spec.model, dtype, attn)
+    if spec.model.gguf_file:
+        _forget_gguf_quantization(model)
     resized = _resize_vocab(model, tokenizer, spec.model)
     prepare_for_training(model, spec)
     return LoadedModel(model=model, compute_dtype=dtype, attn_implementation=_attn_of(model),
@@ -129,9 +133,12 @@ def _from_pretrained(model_args: ModelSection, dtype: torch.dtype, attn: str) ->
         "cache_dir": model_args.cache_dir,
     }
     if model_args.gguf_file:
+        from transformers import GgufConfig
+
         if importlib.util.find_spec("gguf") is None:
-            raise invalid_spec("model.gguf_file", "loading GGUF files needs the gguf package")
+            raise invalid_spec("gguf_file", "loading GGUF files needs the gguf package")
         common["gguf_file"] = model_args.gguf_file
+        common["quantization_config"] = GgufConfig(dequantize=True)  # train dense weights
     source = model_args.model_name_or_path
     try:
         if model_args.train_from_scratch:
@@ -153,7 +160,20 @@ def _from_pretrained(model_args: ModelSection, dtype: torch.dtype, attn: str) ->
     except TrainingError:
         raise
     except (OSError, ValueError, KeyError) as exc:
-        raise invalid_spec("model_name_or_path", f"cannot load a causal LM from {source!r}: {exc}") from exc
+        key = "gguf_file" if model_args.gguf_file else "model_name_or_path"
+        raise invalid_spec(key, f"cannot load a causal LM from {source!r}: {exc}") from exc
+
+
+def _forget_gguf_quantization(model: PreTrainedModel) -> None:
+    """A GGUF file loaded with ``dequantize`` holds dense weights: make it a plain model, so every method can
+    train it and it is saved without a GGUF quantization config."""
+    if not all(param.is_floating_point() for param in model.parameters()):
+        raise invalid_spec("gguf_file", "some GGUF weights stayed quantized; convert the file to safetensors first")
+    setattr(model, "hf_quantizer", None)  # noqa: B010 - nn.Module's typing hides these attributes
+    setattr(model, "is_quantized", False)  # noqa: B010
+    for owner, name in ((model.config, "quantization_config"), (model, "quantization_method")):
+        if hasattr(owner, name):
+            delattr(owner, name)
 
 
 def _attn_of(model: PreTrainedModel) -> str:

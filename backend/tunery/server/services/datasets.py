@@ -10,7 +10,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -21,10 +21,11 @@ from tunery.server.errors import ConflictError, NotFoundError
 from tunery.server.services.dataset_files import INFO_FILE, content_hash, resolve_entry
 from tunery.server.storage import Storage
 from tunery.server.uploads import StagedUpload
+from tunery.spec.method import Stage
 
 #: row errors kept in a stored report (all are counted)
 MAX_STORED_ERRORS = 1000
-STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
+STAGES: tuple[str, ...] = get_args(Stage)
 
 
 def create_dataset(session: Session, project_id: str, name: str, description: str | None) -> Dataset:
@@ -45,20 +46,31 @@ def get_version(session: Session, dataset: Dataset, number: int) -> DatasetVersi
     return version
 
 
+def default_stage(entry: dict[str, Any]) -> str:
+    """The stage rows are checked for when the upload names none: ranked pairs, KTO labels, or SFT."""
+    columns = entry.get("columns") if isinstance(entry.get("columns"), dict) else {}
+    if entry.get("ranking") is True:
+        return "rm"
+    return "kto" if columns and "kto_tag" in columns else "sft"
+
+
 def add_version(
-    session: Session, storage: Storage, dataset: Dataset, upload: StagedUpload, stage: str
+    session: Session, storage: Storage, dataset: Dataset, upload: StagedUpload, stage: str | None = None
 ) -> DatasetVersion:
     """Publish the staged files as the next version (flushed, not committed; see ``commit_version``)."""
     entry = resolve_entry(upload)
+    stage = stage or default_stage(entry)
     assert upload.folder is not None
     digest = content_hash(entry, upload)
     (upload.folder / INFO_FILE).unlink(missing_ok=True)
     (upload.folder / INFO_FILE).write_text(json.dumps({dataset.name: entry}, indent=2), encoding="utf-8")
     # lock the dataset row so concurrent uploads number their versions one after the other
-    session.execute(select(Dataset.id).where(Dataset.id == dataset.id).with_for_update())
-    number = (
-        session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset.id)) or 0
-    ) + 1
+    locked = session.execute(
+        select(Dataset.next_version).where(Dataset.id == dataset.id).with_for_update()
+    ).scalar_one()
+    newest = session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset.id))
+    number = max(locked, (newest or 0) + 1)
+    dataset.next_version = number + 1
     target = storage.publish(upload.folder, "datasets", dataset.id, f"v{number}")
     version = DatasetVersion(
         dataset_id=dataset.id,

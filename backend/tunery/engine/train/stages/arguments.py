@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from tunery.engine.train.errors import invalid_spec
+
 if TYPE_CHECKING:
     from transformers import TrainingArguments
 
@@ -76,4 +78,7 @@ def build_training_arguments(spec: JobSpec, *, show_progress_bar: bool = False) 
         "deepspeed": t.deepspeed,
         "fsdp": t.fsdp,
     }
-    return TrainingArguments(**kwargs)
+    try:
+        return TrainingArguments(**kwargs)
+    except ValueError as exc:  # transformers' own cross-checks (e.g. best model vs. strategies)
+        raise invalid_spec("training", str(exc)) from exc

@@ -50,7 +50,11 @@ UPLOAD_BODY: dict[str, Any] = {
                         "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                         "entry": {"type": "string", "description": "a dataset_info.json entry (JSON)"},
                         "entry_name": {"type": "string", "description": "entry of an uploaded dataset_info.json"},
-                        "stage": {"type": "string", "enum": list(datasets.STAGES), "default": "sft"},
+                        "stage": {
+                            "type": "string",
+                            "enum": list(datasets.STAGES),
+                            "description": "stage the rows are checked for; default: rm for ranking, kto, else sft",
+                        },
                     },
                 }
             }
@@ -131,12 +135,16 @@ def _upload_hash(request: Request, upload: StagedUpload) -> str:
 def _store_version(
     session: Session, storage: Storage, settings: Settings, dataset: Dataset, upload: StagedUpload, idem: Idempotency
 ) -> DatasetVersionPublic:
-    stage = upload.fields.get("stage", "sft")
-    if stage not in datasets.STAGES:
+    stage = upload.fields.get("stage") or None
+    if stage is not None and stage not in datasets.STAGES:
         raise InvalidError(f"stage must be one of {', '.join(datasets.STAGES)}, got '{stage}'")
     version = datasets.add_version(session, storage, dataset, upload, stage)
-    datasets.run_validation(settings.storage_root, version, dataset.name)
-    out = idem.remember(session, status.HTTP_201_CREATED, DatasetVersionPublic.model_validate(version))
+    try:
+        datasets.run_validation(settings.storage_root, version, dataset.name)
+        out = idem.remember(session, status.HTTP_201_CREATED, DatasetVersionPublic.model_validate(version))
+    except BaseException:
+        storage.remove(storage.root / version.storage_path)  # published, but its row is rolled back
+        raise
     datasets.commit_version(session, storage, version)
     return out
 

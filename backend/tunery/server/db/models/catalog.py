@@ -35,6 +35,8 @@ class Dataset(IdMixin, CreatedMixin, Base):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
+    #: the number the next upload gets; numbers are never reused, even after a version is deleted
+    next_version: Mapped[int] = mapped_column(Integer, default=1)
 
     versions: Mapped[list[DatasetVersion]] = relationship(
         back_populates="dataset", cascade="all, delete-orphan", order_by="DatasetVersion.version"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 18:21:38.690106
+Create Date: 2026-11-29 18:45:15.958709
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("next_version", sa.Integer(), nullable=False),
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
