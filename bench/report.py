@@ -161,8 +161,10 @@ def _preprocessing(results: Results) -> list[str]:
     if lf_tokens and tunery_tokens and lf_tokens != tunery_tokens:
         change = (tunery_tokens - lf_tokens) / lf_tokens * 100
         out += [
-            f"Note: the two pipelines do not produce the same tokens ({tunery_tokens} vs {lf_tokens}, "
-            f"{change:+.2f} %); compare their outputs row by row before reading too much into the ratio.",
+            (
+                f"Note: the two pipelines do not produce the same tokens ({tunery_tokens} vs {lf_tokens}, "
+                f"{change:+.2f} %); compare their outputs row by row before reading too much into the ratio."
+            ),
             "",
         ]
     return out

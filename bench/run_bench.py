@@ -173,7 +173,7 @@ def main() -> None:
         results = Bench(args).run()
         raw.write_text(json.dumps(asdict(results), indent=2), encoding="utf-8")
     args.out.write_text(render(results), encoding="utf-8")
-    print(f"wrote {rel(args.out)} and {rel(raw)}", flush=True)
+    print(f"wrote {rel(args.out)}" + ("" if args.render_only else f" and {rel(raw)}"), flush=True)
 
 
 if __name__ == "__main__":

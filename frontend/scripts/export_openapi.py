@@ -2,7 +2,8 @@
 
 Usage: python frontend/scripts/export_openapi.py [--out DIR]   (default DIR: frontend/)
 Writes DIR/openapi.json from ``create_app(...).openapi()`` and DIR/src/api/catalog.gen.json: the engine's
-chat template names and the spec rules the form checks before submitting (trained stages, unsupported options).
+chat template names and the spec rules the form checks before submitting (trained stages, key
+aliases, unsupported options).
 A throwaway TUNERY_HOME is used, so nothing is written elsewhere.
 """
 
@@ -28,12 +29,13 @@ def export(out: Path) -> None:
         from tunery.engine.templates.registry import list_templates
         from tunery.server.api.app import create_app
         from tunery.server.config import Settings
-        from tunery.spec import rules
+        from tunery.spec import job, rules
 
         document = create_app(Settings.from_env()).openapi()
         catalog = {
             "templates": list_templates(),
             "trained_stages": list(rules.TRAINED_STAGES),
+            "aliases": job.ALIASES,
             "unsupported_options": {
                 **rules.UNSUPPORTED_MODEL_OPTIONS,
                 **rules.UNSUPPORTED_METHOD_OPTIONS,

@@ -20,6 +20,7 @@ from tunery.engine.tokenize import (
     TokenizedDataset,
     build_training_data,
 )
+from tunery.engine.tokenize.errors import TokenizeError
 from tunery.spec import JobSpec
 
 
@@ -175,3 +176,26 @@ def test_streaming_yields_the_same_rows(tiny_llama: Path, demo_data_dir: Path, t
     packed_rows = _items(packed.train_dataset)
     assert all("position_ids" in r and len(r["input_ids"]) <= 512 for r in packed_rows)
     assert sum(r["position_ids"].count(0) for r in packed_rows) == 120
+
+
+def test_one_eval_set_per_dataset(tiny_llama: Path, demo_data_dir: Path, tokenizer: Any, tmp_path: Path) -> None:
+    spec = make_spec(tiny_llama, demo_data_dir, eval_dataset="alpaca_en_demo,identity", eval_on_each_dataset=True,
+                     max_samples=20)  # fmt: skip
+    template = get_template("chatml", tokenizer)
+    data = build_training_data(spec, tokenizer, template, tmp_path)
+    assert isinstance(data.eval_dataset, dict) and sorted(data.eval_dataset) == ["alpaca_en_demo", "identity"]
+    assert all(len(ds) == 20 for ds in data.eval_dataset.values())  # type: ignore[arg-type]
+    assert isinstance(data.eval_stats, dict) and data.eval_stats["identity"].examples == 20
+    again = build_training_data(spec, tokenizer, template, tmp_path)
+    assert again.from_cache and isinstance(again.eval_dataset, dict)
+    assert again.eval_dataset["identity"][0] == data.eval_dataset["identity"][0]
+
+
+def test_too_little_text_for_one_block_is_a_clear_error(
+    tiny_llama: Path, demo_data_dir: Path, tokenizer: Any
+) -> None:
+    spec = make_spec(tiny_llama, demo_data_dir, stage="pt", dataset="c4_demo", template=None, cutoff_len=100_000,
+                     max_samples=2)  # fmt: skip
+    with pytest.raises(TokenizeError, match="fewer tokens than one block of cutoff_len=100000") as info:
+        build_training_data(spec, tokenizer, None, None)
+    assert info.value.code == "invalid_data"

@@ -13,10 +13,6 @@ import pytest
 import redis
 import yaml
 from sqlalchemy import select
-from tunery.server.db.models import Artifact, Checkpoint, JobStatus, LogLine, Worker
-from tunery.server.live.messages import channel
-from tunery.server.services.jobs import cancel_job
-from tunery.server.worker.checkpoints import is_complete_checkpoint
 
 from tests.server.worker_support import (
     RedisServer,
@@ -31,6 +27,10 @@ from tests.server.worker_support import (
     wait_for,
 )
 from tests.support.tiny_models import SHARED_DATA
+from tunery.server.db.models import Artifact, Checkpoint, JobStatus, LogLine, Worker
+from tunery.server.live.messages import channel
+from tunery.server.services.jobs import cancel_job
+from tunery.server.worker.checkpoints import is_complete_checkpoint
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 TRAINING_TIMEOUT = 600  # bounds a wait on a busy 2-core machine; nothing asserts durations

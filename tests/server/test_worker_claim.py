@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+
+from tests.server.worker_support import Stack, job_row, new_job, new_project
 from tunery.server.db.base import utcnow
 from tunery.server.db.models import Gpu, JobEvent, JobStatus
 from tunery.server.worker.claim import Claim, Refused, try_claim
 from tunery.server.worker.gpus import GpuInfo
 from tunery.server.worker.registry import WorkerIdentity, announce
-
-from tests.server.worker_support import Stack, job_row, new_job, new_project
 
 LEASE = timedelta(seconds=30)
 SPEC = {"model": {"model_name_or_path": "tiny"}}

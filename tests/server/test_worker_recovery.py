@@ -11,9 +11,6 @@ from pathlib import Path
 import psutil
 import pytest
 from sqlalchemy import select
-from tunery.server.db.models import Checkpoint, JobStatus, Metric
-from tunery.server.worker.context import WorkerContext
-from tunery.server.worker.reaper import reap
 
 from tests.server.worker_support import (
     RedisServer,
@@ -29,6 +26,9 @@ from tests.server.worker_support import (
     tiny_spec,
     wait_for,
 )
+from tunery.server.db.models import Checkpoint, JobStatus, Metric
+from tunery.server.worker.context import WorkerContext
+from tunery.server.worker.reaper import reap
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 TRAINING_TIMEOUT = 600  # bounds a wait on a busy 2-core machine; nothing asserts durations
@@ -57,7 +57,9 @@ def signal_groups(processes: list[psutil.Process], signum: int) -> None:
 
 def newest_checkpoint_step(stack: Stack, job_id: str) -> int | None:
     with stack.database.session() as session:
-        return session.scalar(select(Checkpoint.step).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step.desc()))
+        return session.scalar(
+            select(Checkpoint.step).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step.desc())
+        )
 
 
 def test_killed_worker_job_resumes_from_checkpoint_on_new_worker(stack: Stack, tiny_llama: Path) -> None:

@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 import psutil
 import pytest
 from sqlalchemy import select
+
+from tests.support.tiny_models import SHARED_DATA
 from tunery.server.config import Settings
 from tunery.server.db.models import Job, JobEvent, JobStatus, Metric, Project
 from tunery.server.db.session import Database
 from tunery.spec import JobSpec
-
-from tests.support.tiny_models import SHARED_DATA
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,9 +35,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for(
-    check: Callable[[], T | None], timeout: float, what: str, every: float = 0.2
-) -> T:
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.2) -> T:
     """Poll ``check`` until it returns something truthy; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -74,9 +72,7 @@ class RedisServer:
             "no",
         ]
         log = (self.folder / "redis.log").open("ab")
-        self.process = subprocess.Popen(
-            argv, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT
-        )
+        self.process = subprocess.Popen(argv, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self._answers, 20, "redis-server to start")
 
     def _answers(self) -> bool:
@@ -99,9 +95,7 @@ class RedisServer:
         self.start()
 
 
-def service_env(
-    home: Path, database_url: str, broker_url: str, **extra: str
-) -> dict[str, str]:
+def service_env(home: Path, database_url: str, broker_url: str, **extra: str) -> dict[str, str]:
     """Environment of the service processes: short lease and quick polls so recoveries happen fast."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNERY_")}
     env.update(
@@ -128,9 +122,7 @@ class ServiceProcess:
         self.log = log
         handle = log.open("ab")
         argv = [sys.executable, "-m", "tunery.server.cli_processes", *args]
-        self.process = subprocess.Popen(
-            argv, env=dict(env), cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT
-        )
+        self.process = subprocess.Popen(argv, env=dict(env), cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
 
     @property
     def pid(self) -> int:
@@ -176,9 +168,7 @@ def engine_processes(storage_root: Path) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info.get("cmdline") or []
-        if any(ENGINE_MARK in part for part in cmdline) and any(
-            str(storage_root) in part for part in cmdline
-        ):
+        if any(ENGINE_MARK in part for part in cmdline) and any(str(storage_root) in part for part in cmdline):
             found.append(process)
     return found
 
@@ -216,17 +206,13 @@ def tiny_spec(model_dir: Path, **keys: Any) -> dict[str, Any]:
 
 def new_project(database: Database) -> str:
     with database.session() as session:
-        project = Project(
-            name="worker tests", slug=f"worker-tests-{os.urandom(4).hex()}"
-        )
+        project = Project(name="worker tests", slug=f"worker-tests-{os.urandom(4).hex()}")
         session.add(project)
         session.commit()
         return project.id
 
 
-def new_job(
-    database: Database, project_id: str, spec: dict[str, Any], **values: Any
-) -> str:
+def new_job(database: Database, project_id: str, spec: dict[str, Any], **values: Any) -> str:
     with database.session() as session:
         values.setdefault("gpu_count", 0)
         values.setdefault("status", JobStatus.QUEUED)
@@ -251,30 +237,20 @@ def job_in(database: Database, job_id: str, *statuses: JobStatus) -> Job | None:
 
 def events(database: Database, job_id: str) -> list[JobEvent]:
     with database.session() as session:
-        rows = list(
-            session.scalars(
-                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)
-            )
-        )
+        rows = list(session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)))
         session.expunge_all()
         return rows
 
 
 def metric_steps(database: Database, job_id: str) -> list[int]:
     with database.session() as session:
-        return list(
-            session.scalars(
-                select(Metric.step).where(Metric.job_id == job_id).order_by(Metric.step)
-            )
-        )
+        return list(session.scalars(select(Metric.step).where(Metric.job_id == job_id).order_by(Metric.step)))
 
 
 class Stack:
     """The service around the test: settings/env of its processes, its database, the processes it started."""
 
-    def __init__(
-        self, folder: Path, database_url: str, broker_url: str, **extra_env: str
-    ) -> None:
+    def __init__(self, folder: Path, database_url: str, broker_url: str, **extra_env: str) -> None:
         self.folder = folder
         self.home = folder / "home"
         self.env = service_env(self.home, database_url, broker_url, **extra_env)
@@ -292,9 +268,7 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def worker(
-        self, name: str, concurrency: int = 1, queues: str = "gpu,default"
-    ) -> ServiceProcess:
+    def worker(self, name: str, concurrency: int = 1, queues: str = "gpu,default") -> ServiceProcess:
         args = (
             "worker",
             "--name",
@@ -309,9 +283,7 @@ class Stack:
     def wait_online(self, name: str, timeout: float = 120) -> None:
         """Until the worker's Celery consumer is ready (it logs 'ready.')."""
         process = next(p for p in self.processes if p.log.name == f"worker-{name}.log")
-        wait_for(
-            lambda: "ready." in process.output(), timeout, f"worker {name} to be ready"
-        )
+        wait_for(lambda: "ready." in process.output(), timeout, f"worker {name} to be ready")
 
     def enqueue(self, job_id: str) -> None:
         from tunery.server.worker.queue import enqueue_job
@@ -322,15 +294,14 @@ class Stack:
         for process in reversed(self.processes):
             process.stop()
         for process in self.processes:  # shown by pytest when the test failed
-            sys.stdout.write(
-                f"\n----- {process.log.name} -----\n{process.interesting_output()[-8000:]}\n"
-            )
+            sys.stdout.write(f"\n----- {process.log.name} -----\n{process.interesting_output()[-8000:]}\n")
         truncate_all(self.database)
         self.database.dispose()
 
 
 def truncate_all(database: Database) -> None:
     from sqlalchemy import text
+
     from tunery.server.db.base import Base
 
     if database.engine.dialect.name != "postgresql":

@@ -39,7 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_args(preview)
     preview.add_argument("--n", type=int, default=3, help="number of examples")
     preview.add_argument("--format", choices=["text", "jsonl"], default="text")
-    preview.add_argument("--cache-dir", type=Path)
 
     commands.add_parser("env", help="print versions and devices")
 
@@ -98,10 +97,14 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
-    from tunery.engine.tokenize.preview import preview_job
+    from tunery.engine.tokenize.preview import preview
+    from tunery.engine.train.data import load_template
+    from tunery.engine.train.model import load_tokenizer
 
     spec = _load(args)
-    out.write(preview_job(spec, n=args.n, fmt=args.format, color=out.isatty(), cache_dir=args.cache_dir))
+    tokenizer = load_tokenizer(spec.model)
+    template = load_template(spec, tokenizer)
+    out.write(preview(spec, args.n, tokenizer, template, format=args.format, color=out.isatty()))
     return EXIT_SUCCEEDED
 
 
@@ -129,7 +132,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may also follow options (``tunery preview job.yaml --n 2 cutoff_len=64``)
+    if extra and hasattr(args, "overrides") and all("=" in item and not item.startswith("-") for item in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         code: int = handler(args, sys.stdout)

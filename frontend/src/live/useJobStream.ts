@@ -15,11 +15,13 @@ export interface UseJobStreamOptions {
   backoff?: JobStreamOptions['backoff'];
   /** how long to gather events before rendering (ms) */
   batchMs?: number;
+  /** a change starts the stream again (e.g. after a resumed job is queued again) */
+  restartKey?: string | number;
 }
 
 export function useJobStream(jobId: string | null, options: UseJobStreamOptions = {}): JobStreamView {
   const [view, setView] = useState<JobStreamView>({ events: [], lastSeq: 0, state: 'stopped', end: null });
-  const { WebSocketImpl, backoff, batchMs = 50 } = options;
+  const { WebSocketImpl, backoff, batchMs = 50, restartKey } = options;
   const optionsRef = useRef({ WebSocketImpl, backoff });
 
   useEffect(() => {
@@ -52,7 +54,7 @@ export function useJobStream(jobId: string | null, options: UseJobStreamOptions 
       if (flush) clearTimeout(flush);
       stream.stop();
     };
-  }, [jobId, batchMs]);
+  }, [jobId, batchMs, restartKey]);
 
   return view;
 }

@@ -133,6 +133,7 @@ def tokenize_loaded(
         if cache is not None:
             cache.store(key, cached)
 
+    _check_rows(cached["train"].stats, recipe)
     evaluation: EvalDataset | None = None
     eval_stats: TokenStats | dict[str, TokenStats] | None = None
     if loaded.eval_by_dataset:
@@ -154,6 +155,17 @@ def tokenize_loaded(
 
 
 _EVAL_PREFIX = "eval/"
+
+
+def _check_rows(stats: TokenStats, recipe: Recipe) -> None:
+    if stats.rows or not stats.examples:
+        return
+    if recipe.stage == "pt" and recipe.packing:
+        raise TokenizeError(
+            f"pretraining packing: the {stats.examples} documents hold fewer tokens than one block of "
+            f"cutoff_len={recipe.options.cutoff_len}; lower cutoff_len or add data"
+        )
+    raise TokenizeError(f"none of the {stats.examples} examples gave a training row")
 
 
 def _splits(loaded: LoadedData) -> dict[str, Iterable[Example]]:

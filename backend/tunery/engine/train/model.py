@@ -36,12 +36,11 @@ class LoadedModel:
 def resolve_compute_dtype(training: TrainingSection) -> torch.dtype:
     """fp32 unless ``bf16``/``fp16`` is set, and only where this machine can train in that precision."""
     if training.bf16:
-        if not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+        if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
             raise unsupported_hardware(
-                "training.bf16", "bf16 training needs a CUDA GPU with bf16 support (Ampere or newer); "
-                "set bf16: false to train in fp32"
+                "training.bf16", "this GPU has no bf16 support (Ampere or newer needed); set bf16: false"
             )
-        return torch.bfloat16
+        return torch.bfloat16  # on a CPU, torch computes bf16 itself (slower than fp32 without AMX)
     if training.fp16:
         if not torch.cuda.is_available():
             raise unsupported_hardware(

@@ -25,12 +25,12 @@ def parse_nvidia_smi(text: str) -> list[GpuInfo]:
     for line in text.splitlines():
         if not line.strip():
             continue
-        parts = [part.strip() for part in line.split(",")]
-        if len(parts) < 3:
+        index, _, rest = line.partition(",")
+        name, _, memory = rest.rpartition(",")
+        if not name.strip() or not index.strip().isdigit():
             raise ValueError(f"unexpected nvidia-smi line: {line!r}")
-        index, memory = parts[0], parts[-1].removesuffix("MiB").strip()
-        name = ",".join(parts[1:-1]).strip()
-        gpus.append(GpuInfo(int(index), name, int(float(memory)) if memory.replace(".", "").isdigit() else 0))
+        megabytes = memory.strip().removesuffix("MiB").strip()
+        gpus.append(GpuInfo(int(index), name.strip(), int(megabytes) if megabytes.isdigit() else 0))
     return gpus
 
 

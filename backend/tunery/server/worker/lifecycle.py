@@ -16,6 +16,7 @@ import psutil
 from celery import signals  # type: ignore[import-untyped]
 
 from tunery.server.config import Settings
+from tunery.server.worker import shutdown
 from tunery.server.worker.celery_app import create_celery
 from tunery.server.worker.context import WorkerContext, get_context, set_context
 from tunery.server.worker.engine_process import ENGINE_MODULE
@@ -51,6 +52,7 @@ def run_worker(settings: Settings, identity: WorkerIdentity, loglevel: str = "IN
         heartbeat.start()
 
     def on_shutting_down(**_: Any) -> None:
+        shutdown.request()
         stopped = stop_engines()
         if stopped:
             log.warning("stopping %d running job(s); they will resume from their checkpoints", stopped)
@@ -60,6 +62,7 @@ def run_worker(settings: Settings, identity: WorkerIdentity, loglevel: str = "IN
         with contextlib.suppress(Exception):
             go_offline(get_context().database.sessions, identity.name)
 
+    shutdown.install()
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutting_down.connect(on_shutting_down, weak=False)
     signals.worker_shutdown.connect(on_shutdown, weak=False)

@@ -43,7 +43,10 @@ class ReapReport:
 def reap(context: WorkerContext, now: datetime | None = None, enqueue: Enqueue | None = None) -> ReapReport:
     from tunery.server.worker.queue import enqueue_job
 
-    send = enqueue or (lambda job_id, queue: enqueue_job(job_id, queue, context.settings))
+    def send_to_broker(job_id: str, queue: str) -> None:
+        enqueue_job(job_id, queue, context.settings)
+
+    send = send_to_broker if enqueue is None else enqueue
     now = now or utcnow()
     options, sessions = context.options, context.database.sessions
     report = ReapReport()

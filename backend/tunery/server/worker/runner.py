@@ -13,6 +13,7 @@ from typing import IO
 
 from tunery.server.db.base import utcnow
 from tunery.server.db.models import JobKind, JobStatus
+from tunery.server.worker import shutdown
 from tunery.server.worker.claim import Claim, Refused, try_claim
 from tunery.server.worker.context import WorkerContext
 from tunery.server.worker.engine_process import EngineProcess, engine_command, engine_env
@@ -40,7 +41,7 @@ def run_job(context: WorkerContext, job_id: str, worker: str, queue: str = "gpu"
     claim = wait_and_claim(context, job_id, worker)
     if claim is Refused.GONE:
         return "skipped"
-    if claim is Refused.BUSY:
+    if claim is Refused.BUSY:  # no room in time, or this worker is shutting down
         try:
             enqueue_job(job_id, queue)
         except Exception:  # the broker is down: the job stays queued and the reaper sends it again
@@ -54,6 +55,9 @@ def wait_and_claim(context: WorkerContext, job_id: str, worker: str) -> Claim | 
     options = context.options
     deadline = time.monotonic() + options.claim_wait_seconds
     parent = os.getppid()
+    if shutdown.requested():
+        time.sleep(options.poll_seconds)  # do not spin through the queue while the worker stops
+        return Refused.BUSY
     while True:
         online_since = utcnow() - timedelta(seconds=3 * options.heartbeat_seconds + options.lease_seconds)
         lease = timedelta(seconds=options.lease_seconds)
@@ -63,6 +67,8 @@ def wait_and_claim(context: WorkerContext, job_id: str, worker: str) -> Claim | 
         if result is not Refused.BUSY or time.monotonic() >= deadline or os.getppid() != parent:
             return result
         time.sleep(options.poll_seconds)
+        if shutdown.requested():
+            return Refused.BUSY
 
 
 def run_claimed(context: WorkerContext, claim: Claim) -> str:

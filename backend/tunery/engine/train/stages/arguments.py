@@ -73,7 +73,7 @@ def build_training_arguments(spec: JobSpec, *, show_progress_bar: bool = False) 
         "metric_for_best_model": t.metric_for_best_model,
         "greater_is_better": t.greater_is_better,
         "label_smoothing_factor": t.label_smoothing_factor,
-        "use_cpu": t.use_cpu,
+        "use_cpu": t.use_cpu or not torch.cuda.is_available(),
         "include_num_input_tokens_seen": "non_padding",  # tokens per second in progress events
         "deepspeed": t.deepspeed,
         "fsdp": t.fsdp,
