@@ -24,5 +24,6 @@ export default defineConfig({
     pool: 'threads',
     maxWorkers: 2,
     css: false,
+    testTimeout: 30_000,
   },
 });

@@ -133,7 +133,7 @@ def test_non_empty_output_dir_is_refused_unless_overwritten(tiny_llama: Path, tm
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
 @pytest.mark.parametrize(
     ("keys", "named"),
-    [({"bf16": True}, "training.bf16"), ({"fp16": True}, "training.fp16"), ({"flash_attn": "fa2"}, "model.flash_attn")],
+    [({"fp16": True}, "training.fp16"), ({"flash_attn": "fa2"}, "model.flash_attn")],
 )
 def test_precision_and_kernels_the_machine_lacks_are_refused(
     tiny_llama: Path, tmp_path: Path, keys: dict[str, Any], named: str
@@ -142,6 +142,14 @@ def test_precision_and_kernels_the_machine_lacks_are_refused(
     assert code == EXIT_FAILED
     failed = of_type(events, FailedEvent)[0]
     assert failed.code == "unsupported_hardware" and named in failed.message
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks bf16 on the CPU")
+def test_bf16_trains_on_the_cpu(tiny_llama: Path, tmp_path: Path) -> None:
+    """torch computes bf16 on any CPU, so LLaMA-Factory configs with ``bf16: true`` run unchanged."""
+    code, events = run(tiny_llama, tmp_path / "out", max_steps=1, bf16=True)
+    assert code == EXIT_SUCCEEDED
+    assert any("bfloat16" in e.message for e in events if e.type == "log")
 
 
 @pytest.mark.parametrize(("choice", "expected"), [("auto", "sdpa"), ("sdpa", "sdpa"), ("eager", "eager"),

@@ -201,6 +201,7 @@ def test_stopping_up_mid_training_resumes_the_job_on_the_next_start(
     assert up.stop(signal.SIGTERM, while_stopping=thaw_once_signalled) == 0
     job = api_for_db(env, job_id)
     assert (job["status"], job["attempt"]) == ("queued", 1)
+    assert job["max_attempts"] == 3 + 1  # a clean stop gives the attempt back
     assert job["resume_from"] and "checkpoint-" in job["resume_from"]
 
     again = Up(env, free_port(), tmp_path / "up-again.log")
@@ -225,6 +226,7 @@ def api_for_db(env: dict[str, str], job_id: str) -> dict[str, Any]:
         job = session.get(Job, job_id)
         assert job is not None
         row = {"status": job.status.value, "attempt": job.attempt, "resume_from": job.resume_from}
+        row["max_attempts"] = job.max_attempts
     database.dispose()
     return row
 
@@ -237,3 +239,13 @@ def test_up_refuses_a_busy_port(env: dict[str, str]) -> None:
         argv = [sys.executable, "-m", "tunery.server.cli_processes", "up", "--port", str(port)]
         done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 1 and "already in use" in done.stdout
+
+
+def test_killed_up_takes_its_children_with_it(up: Up) -> None:
+    """Even a `kill -9` of `tunery up` leaves nothing running: each child gets SIGTERM when it dies."""
+    assert len(up.children()) == 3
+    children = psutil.Process(up.process.pid).children(recursive=True)  # with the worker's pool processes
+    up.process.kill()
+    up.process.wait(30)
+    _gone, alive = psutil.wait_procs(children, timeout=120)
+    assert not alive, f"left behind: {alive}"

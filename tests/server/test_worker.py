@@ -123,6 +123,24 @@ def test_job_runs_end_to_end(stack: Stack, tiny_llama: Path, redis_server: Redis
     assert not engine_processes(stack.storage_root)
 
 
+def test_engine_failure_fails_the_job_with_its_code(stack: Stack, tiny_llama: Path) -> None:
+    project = new_project(stack.database)
+    job_id = new_job(stack.database, project, tiny_spec(tiny_llama, dataset="no_such_dataset"))
+    stack.worker("w1")
+    stack.enqueue(job_id)
+    job = wait_for(lambda: job_in(stack.database, job_id, *FINISHED), TRAINING_TIMEOUT, "the job to finish")
+    assert job.status == JobStatus.FAILED and job.error_code == "invalid_data", (job.error_code, job.error_message)
+    assert "no_such_dataset" in str(job.error_message)
+    assert events(stack.database, job_id)[-1].payload == {
+        "status": "failed",
+        "message": job.error_message,
+        "error_code": "invalid_data",
+    }
+    with stack.database.session() as session:
+        assert session.scalars(select(Artifact).where(Artifact.job_id == job_id)).all() == []
+    assert not engine_processes(stack.storage_root)
+
+
 def test_cancel_stops_running_job_with_checkpoint(stack: Stack, tiny_llama: Path) -> None:
     project = new_project(stack.database)
     job_id = new_job(stack.database, project, tiny_spec(tiny_llama, max_steps=1000, save_steps=2))
@@ -170,3 +188,37 @@ def test_one_slot_runs_two_jobs_one_after_the_other(stack: Stack, tiny_llama: Pa
     earlier, later = sorted(done, key=lambda job: job.started_at)  # type: ignore[arg-type,return-value]
     assert earlier.finished_at is not None and later.started_at is not None
     assert earlier.finished_at <= later.started_at, "the two jobs overlapped on one slot"
+
+
+def test_dataset_version_is_validated_on_the_default_queue(stack: Stack) -> None:
+    from tunery.server.db.models import Dataset, DatasetVersion
+    from tunery.server.worker.queue import enqueue_dataset_validation
+
+    project = new_project(stack.database)
+    folder = stack.storage_root / "datasets" / "d1" / "v1"
+    folder.mkdir(parents=True)
+    rows = [{"instruction": "Say hi", "output": "hi"}, {"instruction": "Say bye"}]
+    (folder / "rows.json").write_text(json.dumps(rows))
+    (folder / "dataset_info.json").write_text(json.dumps({"greetings": {"file_name": "rows.json"}}))
+    with stack.database.session() as session:
+        dataset = Dataset(project_id=project, name="greetings")
+        session.add(dataset)
+        session.flush()
+        version = DatasetVersion(
+            dataset_id=dataset.id, version=1, content_hash="0" * 64, storage_path="datasets/d1/v1",
+            info={"file_name": "rows.json"}, stage="sft", status="pending",
+        )  # fmt: skip
+        session.add(version)
+        session.commit()
+        version_id = version.id
+    stack.worker("w1", queues="default")
+    enqueue_dataset_validation(version_id, settings=stack.settings)
+
+    def validated() -> DatasetVersion | None:
+        with stack.database.session() as session:
+            row = session.get(DatasetVersion, version_id)
+            return row if row is not None and row.status != "pending" else None
+
+    row = wait_for(validated, 300, "the validation task")
+    assert (row.status, row.rows_total, row.rows_valid) == ("invalid", 2, 1)
+    assert row.report["errors"][0]["row"] == 2 and row.report["errors"][0]["file"] == "rows.json"

@@ -30,7 +30,7 @@ def stack(pg_url: str, tmp_path: Path) -> Iterator[Stack]:
 
 def gpu_worker(stack: Stack, name: str, count: int) -> str:
     gpus = tuple(GpuInfo(index, "NVIDIA Test", 81920) for index in range(count))
-    announce(stack.database.sessions, WorkerIdentity(name, ("gpu",), gpus))
+    announce(stack.database.sessions, WorkerIdentity(name, ("gpu",), gpus, slots=count))
     return name
 
 
@@ -72,6 +72,14 @@ def test_concurrent_claims_never_share_a_gpu(stack: Stack) -> None:
         job = job_row(stack.database, claim.job_id)
         assert (job.status, job.attempt, job.worker_id, job.gpus) == (JobStatus.RUNNING, 1, worker, list(claim.gpus))
         assert job.lease_owner == claim.lease_owner and job.lease_expires_at is not None
+
+
+def test_concurrency_caps_the_jobs_of_a_gpu_worker(stack: Stack) -> None:
+    gpus = tuple(GpuInfo(index, "NVIDIA Test", 81920) for index in range(4))
+    announce(stack.database.sessions, WorkerIdentity("gpu-box", ("gpu",), gpus, slots=2))
+    project = new_project(stack.database)
+    results = claim_all(stack, "gpu-box", [new_job(stack.database, project, SPEC, gpu_count=1) for _ in range(4)])
+    assert sum(isinstance(result, Claim) for result in results) == 2
 
 
 def test_multi_gpu_job_needs_all_its_gpus_free(stack: Stack) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from pydantic import SecretStr
@@ -18,7 +22,14 @@ from tunery.server.worker.finish import decide
 from tunery.server.worker.gpus import GpuInfo, discover_gpus, parse_nvidia_smi, select_gpus
 from tunery.server.worker.jobfile import write_job_file
 from tunery.spec import JobSpec, SpecError
-from tunery.spec.events import EXIT_CANCELLED, EXIT_FAILED, EXIT_SUCCEEDED, FailedEvent, FinishedEvent
+from tunery.spec.events import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_SUCCEEDED,
+    FailedEvent,
+    FinishedEvent,
+)
 
 SMI_OUTPUT = "0, NVIDIA H100 80GB HBM3, 81559 MiB\n1, NVIDIA H100 80GB HBM3, 81559 MiB\n"
 
@@ -69,6 +80,7 @@ FAILED = FailedEvent(seq=3, code="out_of_memory", message="CUDA out of memory")
         (None, -signal.SIGTERM, False, False, None, None),  # SIGTERM before the engine could report
         (None, EXIT_CANCELLED, False, True, None, None),  # the worker's main process went away
         (None, -signal.SIGSEGV, False, False, JobStatus.FAILED, "engine_crashed"),
+        (None, EXIT_INVALID, False, False, JobStatus.FAILED, "invalid_spec"),  # refused by the command line
     ],
 )
 def test_outcome_of_an_attempt(
@@ -81,6 +93,14 @@ def test_outcome_of_an_attempt(
 ) -> None:
     outcome = decide(terminal, code, cancel_requested=cancel, interrupted=interrupted)
     assert (outcome.status, outcome.error_code) == (status, error_code)
+
+
+def test_a_crash_reports_the_engines_last_words() -> None:
+    tail = ["Traceback (most recent call last):", "MemoryError"]
+    crashed = decide(None, -signal.SIGKILL, cancel_requested=False, interrupted=False, stderr_tail=tail)
+    assert crashed.message.startswith("the engine was killed by signal 9") and crashed.message.endswith("MemoryError")
+    refused = decide(None, EXIT_INVALID, cancel_requested=False, interrupted=False, stderr_tail=["error: bad key"])
+    assert refused.message == "error: bad key"
 
 
 def test_artifact_kinds_and_hashes(tmp_path: Path) -> None:
@@ -130,3 +150,45 @@ def test_worker_options_from_the_environment(tmp_path: Path) -> None:
         WorkerOptions.from_settings(settings, {"TUNERY_CANCEL_GRACE_SECONDS": "soon"})
     with pytest.raises(ValueError, match="must be > 0"):
         WorkerOptions.from_settings(settings, {"TUNERY_WORKER_POLL_SECONDS": "0"})
+
+
+def test_launched_command_gets_sigterm_when_its_starter_dies(tmp_path: Path) -> None:
+    """What keeps a killed worker from leaving its engine behind: the engine gets SIGTERM (and checkpoints)."""
+    marker, ready = tmp_path / "got-sigterm", tmp_path / "ready"
+    victim = (
+        "import signal, sys, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *_: (open({str(marker)!r}, 'w').close(), sys.exit(0)))\n"
+        f"open({str(ready)!r}, 'w').close()\n"
+        "time.sleep(300)\n"
+    )
+    starter = (
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-m', 'tunery.server.worker.launch', str(os.getpid()), '--',"
+        f" sys.executable, '-c', {victim!r}])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = psutil.Process(int(parent.stdout.readline()))
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:  # exec'ed, handler installed
+        time.sleep(0.05)
+    assert child.cmdline()[1:2] == ["-c"], "the launcher replaced itself with the command"
+    parent.kill()
+    parent.wait()
+    child.wait(60)
+    assert marker.exists()
+
+
+def test_the_worker_never_imports_torch() -> None:
+    """Celery's prefork children hang when the parent ran torch ops: the worker process must stay torch-free."""
+    modules = ", ".join(
+        f"tunery.server.worker.{name}"
+        for name in ("lifecycle", "runner", "reaper", "tasks", "relay", "finish", "watchdog", "launch")
+    )
+    heavy = "{'torch', 'transformers'}"
+    in_process = "tunery.server.cli_processes, tunery.server.services.datasets, tunery.engine.data.load"
+    probe = f"import sys, {modules}, {in_process}; print(sorted({heavy} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"

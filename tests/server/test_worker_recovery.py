@@ -70,14 +70,18 @@ def test_killed_worker_job_resumes_from_checkpoint_on_new_worker(stack: Stack, t
     stack.enqueue(job_id)
     wait_for(lambda: newest_checkpoint_step(stack, job_id), TRAINING_TIMEOUT, "a first checkpoint")
 
-    # Freeze the engine so the kill lands mid-training, then SIGKILL every process of the worker.
+    # Freeze the engine so the kill lands mid-training, then `kill -9` the worker's main process: its pool
+    # processes die with it (Celery's parent-death signal), the engine gets SIGTERM (the worker's launcher).
     engines = engine_processes(stack.storage_root)
     assert len(engines) == 1
+    pool = [p for p in first.tree() if p.pid != first.pid and not is_engine(p)]
     signal_groups(engines, signal.SIGSTOP)
-    first.kill9(keep=is_engine)
-    assert first.process.poll() == -signal.SIGKILL
-    signal_groups(engines, signal.SIGCONT)  # orphaned, it dies writing its next event into the closed pipe
+    first.process.kill()
+    assert first.process.wait(30) == -signal.SIGKILL
+    psutil.wait_procs(pool, timeout=30)
+    signal_groups(engines, signal.SIGCONT)  # it handles the SIGTERM: checkpoint, exit
     wait_for(lambda: not engine_processes(stack.storage_root), 120, "the orphaned engine to exit")
+    assert not any(p.is_running() for p in pool)
     assert job_row(stack.database, job_id).status == JobStatus.RUNNING  # nobody knows yet
 
     context = WorkerContext.from_settings(stack.settings)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from tunery.spec import JobSpec, SpecError, load_spec, parse_overrides
 from tunery.spec.events import FinishedEvent, ProgressEvent, parse_event
 

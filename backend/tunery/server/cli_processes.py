@@ -1,6 +1,6 @@
 """Process commands: ``tunery worker``, ``tunery scheduler``, ``tunery server`` and ``tunery up``.
 
-``register(subparsers)`` adds them to the ``tunery`` parser; each parser's ``run`` default is the
+``register(subparsers)`` adds them to the ``tunery`` parser; each parser's ``handler`` default is the
 function to call with the parsed arguments and an output stream. Also runnable as
 ``python -m tunery.server.cli_processes COMMAND`` (that is how ``tunery up`` starts its children).
 """
@@ -13,7 +13,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 from tunery.server.config import Settings
 
@@ -24,7 +24,7 @@ UP_WORKER_STOP_SECONDS = 180.0  # a stopping worker lets its engines checkpoint 
 Command = Callable[[argparse.Namespace, TextIO], int]
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     worker = subparsers.add_parser("worker", help="run jobs from the queue (GPUs from nvidia-smi, else CPU slots)")
     worker.add_argument("--queues", default="gpu,default", help="queues to consume (default: gpu,default)")
     worker.add_argument(
@@ -32,19 +32,19 @@ def register(subparsers: Any) -> None:
     )
     worker.add_argument("--name", help="unique worker name (default: HOST:PID)")
     worker.add_argument("--loglevel", default="INFO")
-    worker.set_defaults(run=cmd_worker)
+    worker.set_defaults(handler=cmd_worker)
 
     scheduler = subparsers.add_parser("scheduler", help="run the periodic reaper (Celery beat)")
     scheduler.add_argument("--loglevel", default="INFO")
-    scheduler.set_defaults(run=cmd_scheduler)
+    scheduler.set_defaults(handler=cmd_scheduler)
 
     server = subparsers.add_parser("server", help="run the API server (uvicorn)")
     _add_address(server)
-    server.set_defaults(run=cmd_server)
+    server.set_defaults(handler=cmd_server)
 
     up = subparsers.add_parser("up", help="migrate, then run server + worker + scheduler together")
     _add_address(up)
-    up.set_defaults(run=cmd_up)
+    up.set_defaults(handler=cmd_up)
 
 
 def _add_address(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tunery")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    command: Command = args.run
+    command: Command = args.handler
     return command(args, sys.stdout)
 
 

@@ -2,6 +2,7 @@
 
 Each child leads its own process group, so Ctrl-C reaches only the supervisor, which then stops the
 children in order: SIGTERM, a grace period, then SIGKILL for whatever is left of each child's tree.
+Children are started through the launcher, so they get SIGTERM too if the supervisor is killed.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 import psutil
+
+LAUNCHER = "tunery.server.worker.launch"  # exec's the child with a parent-death signal (SIGTERM)
 
 
 @dataclass
@@ -55,7 +59,8 @@ class Supervisor:
 
     def _start(self, child: _Child) -> None:
         env = dict(os.environ if child.spec.env is None else child.spec.env)
-        child.process = subprocess.Popen(child.spec.argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+        argv = [sys.executable, "-m", LAUNCHER, str(os.getpid()), "--", *child.spec.argv]
+        child.process = subprocess.Popen(argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
         child.started_at, child.restart_at = time.monotonic(), None
 
     def start(self) -> None:

@@ -151,7 +151,7 @@ export function DatasetDetail() {
               </Button>
             </Group>
             <Text size="xs" c="dimmed">
-              {t('datasets.entry')}: <Code>{JSON.stringify(current.info)}</Code>
+              {t('datasets.entryShown')}: <Code>{JSON.stringify(current.info)}</Code>
             </Text>
             <ErrorAlert error={revalidate.error} />
             <Tabs defaultValue="report" keepMounted={false}>

@@ -228,7 +228,7 @@ export function NewRun() {
           {errorText(submitError)}
         </Alert>
       )}
-      <Grid gutter="md">
+      <Grid gap="md">
         <Grid.Col span={{ base: 12, lg: 7 }}>
           <RunFormFields
             form={form}

@@ -69,7 +69,12 @@ function toNumber(value: number | string, nullable: boolean): number | null {
 function ScientificInput({ label, value, onChange, error, testId }: { label: string; value: number; onChange: (v: number) => void; error?: string; testId?: string }) {
   const [text, setText] = useState(Number.isNaN(value) ? '' : String(value));
   useEffect(() => {
-    setText((old) => (Number(old) === value || (Number.isNaN(value) && old !== '' && !Number.isFinite(Number(old))) ? old : String(value)));
+    // follow outside changes (import, preset) but keep what the user is typing
+    setText((old) => {
+      const parsed = old.trim() === '' ? Number.NaN : Number(old);
+      if (Number.isNaN(value)) return Number.isFinite(parsed) ? '' : old;
+      return parsed === value ? old : String(value);
+    });
   }, [value]);
   return (
     <TextInput
@@ -130,6 +135,7 @@ export function RunFormFields({ form, update, errors, models, datasets, experime
             onChange={(value) => update('model', value ?? '')}
             searchable
             required
+            allowDeselect={false}
             error={err('model')}
             nothingFoundMessage={t('models.none')}
             data-testid="field-model"

@@ -1,5 +1,5 @@
 // A stored (nested) JobSpec as flat LLaMA-Factory keys; optionally without the values that equal the defaults.
-import { SECTIONS, SPEC_KEYS } from './schema';
+import { isDefault, SECTIONS } from './schema';
 
 export function flattenSpec(spec: unknown, dropDefaults = true): Record<string, unknown> {
   const flat: Record<string, unknown> = {};
@@ -10,8 +10,7 @@ export function flattenSpec(spec: unknown, dropDefaults = true): Record<string, 
     ? SECTIONS.flatMap((name) => Object.entries((nested[name] as Record<string, unknown> | undefined) ?? {}))
     : Object.entries(nested);
   for (const [key, value] of entries) {
-    const info = SPEC_KEYS[key];
-    if (dropDefaults && info && 'default' in info.schema && JSON.stringify(info.schema.default) === JSON.stringify(value)) continue;
+    if (dropDefaults && isDefault(key, value)) continue;
     flat[key] = value;
   }
   return flat;

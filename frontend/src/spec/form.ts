@@ -1,6 +1,6 @@
 // The new-run form's values, and the conversions form -> flat spec (LLaMA-Factory keys) -> YAML and back.
 import { parse, stringify } from 'yaml';
-import { ALIASES, SPEC_KEYS } from './schema';
+import { ALIASES, isDefault, SPEC_KEYS } from './schema';
 
 export type FinetuningType = 'full' | 'freeze' | 'lora';
 export type ComputeType = 'bf16' | 'fp16' | 'fp32';
@@ -302,7 +302,7 @@ export function importYaml(text: string, base: RunForm = DEFAULT_FORM): ImportRe
     const key = ALIASES[rawKey] ?? rawKey;
     const reader = READERS[key];
     if (reader && reader(form, value)) continue;
-    if (value === null && SPEC_KEYS[key]?.schema.default === null) continue; // "key: null" is the default
+    if (value === null && isDefault(key, null)) continue; // "key: null" is the default
     form.extra[key] = value;
     (SPEC_KEYS[key] ? extra : unknown).push(key);
   }

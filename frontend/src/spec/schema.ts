@@ -61,6 +61,15 @@ export const TRAINED_STAGES: string[] = catalog.trained_stages;
 export const UNSUPPORTED: Record<string, unknown> = catalog.unsupported_options;
 export const TEMPLATES: string[] = catalog.templates;
 
+/** Whether ``value`` is the key's default (the schema leaves out defaults of None, so a nullable key without
+ * a default defaults to null). */
+export function isDefault(key: string, value: unknown): boolean {
+  const schema = SPEC_KEYS[key]?.schema;
+  if (!schema) return false;
+  if ('default' in schema) return JSON.stringify(schema.default) === JSON.stringify(value);
+  return value === null && Boolean(schema.anyOf?.some((option) => option.type === 'null'));
+}
+
 /** The allowed values of an enum key (e.g. lr_scheduler_type), from the schema. */
 export function enumValues(key: string): string[] {
   const schema = SPEC_KEYS[key]?.schema;
@@ -172,7 +181,7 @@ export function validateSpec(flat: Record<string, unknown>): Problem[] {
     }
     const message = checkValue(info.schema, value);
     if (message) {
-      const shown = value !== null && typeof value !== 'object' ? ` (got ${JSON.stringify(value)})` : '';
+      const shown = typeof value === 'number' ? ` (got ${value})` : typeof value === 'string' || typeof value === 'boolean' ? ` (got ${JSON.stringify(value)})` : '';
       problems.push({ field: key, message: message + shown });
     }
   }

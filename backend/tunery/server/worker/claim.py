@@ -123,7 +123,15 @@ def _claim(session: Session, job_id: str, worker: str, lease: timedelta, online_
 
 
 def _allocate(session: Session, job: Job, worker: str, slots: int, online_since: datetime) -> tuple[int, ...] | None:
-    """GPU indices taken for the job (empty on a CPU worker), or None when there is no room now."""
+    """GPU indices taken for the job (empty on a CPU worker), or None when there is no room now.
+
+    ``slots`` caps the jobs running at once on the worker (its CPU slots, or ``--concurrency`` on a GPU box).
+    """
+    running = session.scalar(
+        select(func.count()).select_from(Job).where(Job.worker_id == worker, Job.status == JobStatus.RUNNING)
+    )
+    if (running or 0) >= slots:
+        return None
     rows = session.scalars(select(Gpu).where(Gpu.worker_id == worker).order_by(Gpu.index).with_for_update()).all()
     if rows:
         free = [gpu for gpu in rows if gpu.job_id is None][: max(1, job.gpu_count)]
@@ -137,10 +145,7 @@ def _allocate(session: Session, job: Job, worker: str, slots: int, online_since:
         return tuple(gpu.index for gpu in free)
     if job.gpu_count > 0 and gpu_worker_online(session, online_since):
         return None  # leave GPU jobs to GPU workers while one is alive
-    running = session.scalar(
-        select(func.count()).select_from(Job).where(Job.worker_id == worker, Job.status == JobStatus.RUNNING)
-    )
-    return () if (running or 0) < slots else None
+    return ()
 
 
 def gpu_worker_online(session: Session, online_since: datetime) -> bool:

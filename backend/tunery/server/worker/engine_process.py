@@ -15,15 +15,19 @@ from typing import IO
 import psutil
 
 ENGINE_MODULE = "tunery.cli.main"
+LAUNCHER_MODULE = "tunery.server.worker.launch"
 
 
 def engine_command(command: str, job_file: Path) -> list[str]:
-    return [sys.executable, "-m", ENGINE_MODULE, command, str(job_file), "--events", "-"]
+    """The engine CLI, exec'ed through the launcher so that it gets SIGTERM if this process dies."""
+    engine = [sys.executable, "-m", ENGINE_MODULE, command, str(job_file), "--events", "-"]
+    return [sys.executable, "-m", LAUNCHER_MODULE, str(os.getpid()), "--", *engine]
 
 
 def engine_env(gpus: tuple[int, ...], extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The worker's environment, with only the allocated GPUs visible (none on a CPU slot)."""
-    env = dict(os.environ)
+    """The worker's environment without the service's settings (URLs with passwords, the secret key), with
+    only the allocated GPUs visible (none on a CPU slot)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TUNERY_")}
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in gpus)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})

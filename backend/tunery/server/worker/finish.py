@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tunery.server.worker.artifacts import FoundArtifact, register_artifacts, sc
 from tunery.server.worker.claim import Claim
 from tunery.server.worker.events import publish, record_status
 from tunery.server.worker.requeue import release_gpus, requeue_or_fail
-from tunery.spec.events import EXIT_SUCCEEDED, FailedEvent, FinishedEvent
+from tunery.spec.events import EXIT_INVALID, EXIT_SUCCEEDED, FailedEvent, FinishedEvent
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,12 @@ class Outcome:
 
 
 def decide(
-    terminal: FinishedEvent | FailedEvent | None, returncode: int | None, *, cancel_requested: bool, interrupted: bool
+    terminal: FinishedEvent | FailedEvent | None,
+    returncode: int | None,
+    *,
+    cancel_requested: bool,
+    interrupted: bool,
+    stderr_tail: Sequence[str] = (),
 ) -> Outcome:
     """The job's status from the engine's last event and exit code, and why the engine was stopped."""
     if isinstance(terminal, FailedEvent):
@@ -47,8 +53,14 @@ def decide(
         return Outcome(JobStatus.CANCELLED, "cancelled; the engine was stopped before it reported")
     if interrupted or returncode == -signal.SIGTERM:
         return Outcome(None, "attempt stopped before the engine reported")
+    last_words = "\n".join(stderr_tail)
+    if returncode == EXIT_INVALID:  # refused before it could report (e.g. a spec error from the command line)
+        return Outcome(JobStatus.FAILED, last_words or "the engine refused the job file", "invalid_spec")
     how = f"was killed by signal {-returncode}" if returncode is not None and returncode < 0 else f"exited {returncode}"
-    return Outcome(JobStatus.FAILED, f"the engine {how} without reporting an outcome", "engine_crashed")
+    message = f"the engine {how} without reporting an outcome"
+    return Outcome(
+        JobStatus.FAILED, f"{message}; its last lines:\n{last_words}" if last_words else message, "engine_crashed"
+    )
 
 
 def collect_artifacts(storage_root: Path, outcome: Outcome, output_dir: Path) -> list[FoundArtifact]:
@@ -71,7 +83,9 @@ def finish_attempt(
     enqueue: str | None = None  # the queue to send the job to again
     with sessions.begin() as session:
         if outcome.status is None:
-            moved = requeue_or_fail(session, storage_root, claim.job_id, ours, "interrupted", outcome.message, now)
+            moved = requeue_or_fail(
+                session, storage_root, claim.job_id, ours, "interrupted", outcome.message, now, counts=False
+            )
             if moved is None:
                 return "lease_lost"
             event, enqueue = moved.message, moved.queue if moved.enqueue else None

@@ -46,7 +46,7 @@ def run_worker(settings: Settings, identity: WorkerIdentity, loglevel: str = "IN
     gpus = ", ".join(f"{gpu.index}: {gpu.name}" for gpu in identity.gpus) or f"none ({identity.slots} CPU slots)"
     log.info("worker %s on queues %s; GPUs %s", identity.name, ",".join(identity.queues), gpus)
     heartbeat = WorkerHeartbeat(context.database.sessions, identity, context.options.heartbeat_seconds)
-    jobs = min(identity.slots, len(identity.gpus)) if identity.gpus else identity.slots
+    jobs = min(identity.slots, len(identity.gpus)) if identity.gpus else identity.slots  # as announce() stores it
 
     def on_ready(**_: Any) -> None:
         heartbeat.start()

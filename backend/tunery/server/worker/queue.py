@@ -14,6 +14,9 @@ GPU_QUEUE = "gpu"
 DEFAULT_QUEUE = "default"
 RUN_JOB = "tunery.run_job"
 REAP = "tunery.reap"
+VALIDATE_DATASET = "tunery.validate_dataset_version"
+
+RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
 
 _apps: dict[str, Celery] = {}
 _lock = threading.Lock()
@@ -38,5 +41,13 @@ def enqueue_job(job_id: str, queue: str = GPU_QUEUE, settings: Settings | None =
         kwargs={"queue": queue},
         queue=queue,
         retry=True,
-        retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+        retry_policy=RETRY_POLICY,
+    )
+
+
+def enqueue_dataset_validation(version_id: str, settings: Settings | None = None) -> None:
+    """Validate a stored dataset version on the ``default`` queue (its report lands on the row)."""
+    settings = settings or Settings.from_env()
+    celery_for(settings.broker_url).send_task(
+        VALIDATE_DATASET, args=[version_id], queue=DEFAULT_QUEUE, retry=True, retry_policy=RETRY_POLICY
     )

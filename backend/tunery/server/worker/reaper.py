@@ -121,12 +121,14 @@ def _room_by_worker(session: Session, online_since: datetime) -> tuple[dict[str,
     any_gpus = False
     for worker in workers:
         gpus = session.execute(select(Gpu.job_id).where(Gpu.worker_id == worker.id)).scalars().all()
+        running = session.scalar(
+            select(func.count()).select_from(Job).where(Job.worker_id == worker.id, Job.status == JobStatus.RUNNING)
+        )
+        free_slots = worker.slots - int(running or 0)
         if gpus:
             any_gpus = True
-            room[worker.id] = (list(worker.queues), sum(1 for job in gpus if job is None), 0)
+            free_gpus = sum(1 for job in gpus if job is None) if free_slots > 0 else 0
+            room[worker.id] = (list(worker.queues), free_gpus, 0)
         else:
-            running = session.scalar(
-                select(func.count()).select_from(Job).where(Job.worker_id == worker.id, Job.status == JobStatus.RUNNING)
-            )
-            room[worker.id] = (list(worker.queues), 0, worker.slots - int(running or 0))
+            room[worker.id] = (list(worker.queues), 0, free_slots)
     return {name: value for name, value in room.items() if value[1] > 0 or value[2] > 0}, any_gpus

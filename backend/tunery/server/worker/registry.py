@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WorkerIdentity:
-    """Who this worker is: its name (unique in the fleet), queues, GPUs, and CPU slots when it has none."""
+    """Who this worker is: its name (unique in the fleet), queues, GPUs, and how many jobs it runs at once
+    (its CPU slots when it has no GPU; at most one job per GPU otherwise)."""
 
     name: str
     queues: tuple[str, ...]
@@ -38,7 +39,7 @@ def announce(
     lease expires now), so the reaper re-queues them without waiting: a name runs one worker at a time.
     """
     now = now or utcnow()
-    slots = len(identity.gpus) if identity.gpus else identity.slots
+    slots = min(identity.slots, len(identity.gpus)) if identity.gpus else identity.slots
     with sessions.begin() as session:
         worker = session.get(Worker, identity.name, with_for_update=True)
         if worker is None:

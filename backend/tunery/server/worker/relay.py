@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from tunery.spec.events import CheckpointEvent, EvalEvent, Event, FailedEvent, F
 log = logging.getLogger(__name__)
 
 PROGRESS_METRICS = ("loss", "lr", "grad_norm", "epoch", "tokens_per_second")
+TAIL_LINES = 15
 Publisher = Callable[[str, Mapping[str, Any]], None]
 
 
@@ -143,6 +145,7 @@ class LogRelay:
     def __init__(self, sessions: sessionmaker[Session], claim: Claim, batch: int = 200, every: float = 0.5) -> None:
         self.sessions, self.claim, self.batch, self.every = sessions, claim, batch, every
         self._pending: list[str] = []
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)  # for the error message of a crashed engine
         self._count = 0
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()  # the stderr reader adds, the watchdog flushes now and then
@@ -153,6 +156,7 @@ class LogRelay:
             return
         with self._lock:
             self._pending.append(line[: self.MAX_LINE])
+            self.tail.append(line[: self.MAX_LINE])
             due = len(self._pending) >= self.batch or time.monotonic() - self._last_flush >= self.every
         if due:
             self.flush()

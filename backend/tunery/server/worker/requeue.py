@@ -36,14 +36,21 @@ def requeue_or_fail(
     reason: str,
     message: str,
     now: datetime,
+    *,
+    counts: bool = True,
 ) -> Transition | None:
     """If the job still matches ``guard``: free its GPUs, then queue a new attempt resuming from the
-    newest complete checkpoint, or fail it (``too_many_attempts``) once ``max_attempts`` were used."""
+    newest complete checkpoint, or fail it (``too_many_attempts``) once ``max_attempts`` were used.
+
+    ``counts=False`` (a clean stop of the worker, not a failure): the attempt is given back.
+    """
     job = session.execute(select(Job).where(Job.id == job_id, *guard).with_for_update()).scalar_one_or_none()
     if job is None:
         return None
     release_gpus(session, job_id)
     job.lease_owner, job.lease_expires_at, job.heartbeat_at = None, None, None
+    if not counts:
+        job.max_attempts += 1
     if job.attempt >= job.max_attempts:
         job.status, job.finished_at = JobStatus.FAILED, now
         job.error_code = TOO_MANY_ATTEMPTS

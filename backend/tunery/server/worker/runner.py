@@ -125,7 +125,11 @@ def _supervise(
     if watchdog.lease_lost:
         return "lease_lost"
     outcome = decide(
-        relay.terminal, returncode, cancel_requested=watchdog.cancel_requested, interrupted=watchdog.interrupted
+        relay.terminal,
+        returncode,
+        cancel_requested=watchdog.cancel_requested,
+        interrupted=watchdog.interrupted,
+        stderr_tail=list(logs.tail),
     )
     found = collect_artifacts(context.storage_root, outcome, output_dir)
     watchdog.stop()

@@ -6,7 +6,7 @@ import os
 
 from celery import Celery  # type: ignore[import-untyped]
 
-from tunery.server.worker.queue import GPU_QUEUE, REAP, RUN_JOB
+from tunery.server.worker.queue import GPU_QUEUE, REAP, RUN_JOB, VALIDATE_DATASET
 
 WORKER_NAME_ENV = "TUNERY_WORKER_NAME"
 
@@ -32,3 +32,12 @@ def register_tasks(app: Celery) -> None:
         from tunery.server.worker.reaper import reap
 
         return reap(get_context()).as_dict()
+
+    @app.task(name=VALIDATE_DATASET)
+    def validate_dataset_version(version_id: str) -> str:
+        from tunery.server.services.datasets import validate_dataset_version
+        from tunery.server.worker.context import get_context
+
+        context = get_context()
+        with context.database.session() as session:
+            return validate_dataset_version(session, context.storage_root, version_id).status

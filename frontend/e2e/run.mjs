@@ -1,0 +1,474 @@
+// End-to-end test of the dashboard against the real backend, in Debian's chromium (playwright-core).
+//
+//   npm run build && npm run e2e
+//
+// By default it starts its own backend in e2e/.work/ (fresh TUNERY_HOME, SQLite, the API with the built
+// dashboard via e2e/serve.py, and one CPU worker) and a user + a tiny local model (e2e/backend_setup.py).
+// To test a running server instead (e.g. `tunery up`), set E2E_BASE_URL, E2E_EMAIL, E2E_PASSWORD and
+// E2E_MODEL_PATH (a model folder the server may register). E2E_SKIP_TRAINING=1 skips the steps that need a
+// worker. Screenshots of every screen go to e2e/screenshots/ (1280 px and 390 px wide).
+// Each step reports ok/FAIL; later steps still run when they can. Exit code 1 if any step failed.
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { pythonPath } from '../scripts/python.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const SHOTS = join(HERE, 'screenshots');
+const WORK = join(HERE, '.work');
+const DEMO = process.env.E2E_DEMO_DATA ?? resolve(HERE, '../../../shared/data/llamafactory-demo');
+const EMAIL = process.env.E2E_EMAIL ?? 'e2e@example.com';
+const PASSWORD = process.env.E2E_PASSWORD ?? 'e2e-password-123';
+const SKIP_TRAINING = process.env.E2E_SKIP_TRAINING === '1';
+const CHROMIUM = process.env.E2E_CHROMIUM ?? '/usr/bin/chromium';
+const STAMP = Date.now().toString(36);
+
+const results = [];
+const children = [];
+
+function log(message) {
+  process.stdout.write(`${message}\n`);
+}
+
+async function step(name, body, { critical = false } = {}) {
+  const started = Date.now();
+  try {
+    await body();
+    results.push({ name, ok: true });
+    log(`  ok    ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    return true;
+  } catch (error) {
+    results.push({ name, ok: false, error });
+    log(`  FAIL  ${name}: ${String(error?.message ?? error).split('\n').slice(0, 6).join('\n        ')}`);
+    if (critical) throw new Error(`stopping: "${name}" is needed by every later step`);
+    return false;
+  }
+}
+
+function freePort() {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+    server.on('error', fail);
+  });
+}
+
+function start(name, args, env) {
+  const child = spawn(args[0], args.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = [];
+  child.stdout.on('data', (d) => out.push(d.toString()));
+  child.stderr.on('data', (d) => out.push(d.toString()));
+  children.push({ name, child, out });
+  return child;
+}
+
+async function waitFor(check, what, timeoutMs = 60_000, everyMs = 500) {
+  const until = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < until) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ` (${last.message})` : ''}`);
+}
+
+async function ownBackend() {
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  const home = join(WORK, 'home');
+  const env = { TUNERY_HOME: home, TUNERY_SECRET_KEY: `e2e-${STAMP}`, TOKENIZERS_PARALLELISM: 'false' };
+  const python = pythonPath();
+  const setup = spawnSync(python, [join(HERE, 'backend_setup.py'), EMAIL, PASSWORD], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  if (setup.status !== 0) throw new Error(`backend_setup.py failed:\n${setup.stderr}`);
+  const modelPath = setup.stdout.trim().split('\n').pop();
+  const port = await freePort();
+  start('server', [python, join(HERE, 'serve.py'), '--port', String(port)], env);
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await fetch(`${base}/api/health`)).ok, 'the API to answer', 90_000);
+  if (!SKIP_TRAINING) {
+    start('worker', [python, '-m', 'tunery.server.cli_processes', 'worker', '--name', `e2e-${STAMP}`, '--concurrency', '1'], { ...env, TUNERY_MIGRATE_ON_START: '0' });
+  }
+  return { base, modelPath };
+}
+
+function stopChildren() {
+  for (const { child } of children.reverse()) if (child.exitCode === null) child.kill('SIGTERM');
+}
+
+async function main() {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+  rmSync(SHOTS, { recursive: true, force: true });
+  mkdirSync(SHOTS, { recursive: true });
+  let base = process.env.E2E_BASE_URL;
+  let modelPath = process.env.E2E_MODEL_PATH;
+  if (!base) {
+    log('starting a backend in e2e/.work …');
+    ({ base, modelPath } = await ownBackend());
+  }
+  if (!modelPath) throw new Error('set E2E_MODEL_PATH to a model folder the server may register');
+  log(`testing ${base}`);
+
+  // data files: a clean demo set and one with broken rows
+  mkdirSync(WORK, { recursive: true });
+  const identity = join(WORK, 'identity.json');
+  copyFileSync(join(DEMO, 'identity.json'), identity);
+  const broken = join(WORK, 'broken.json');
+  writeFileSync(
+    broken,
+    JSON.stringify([
+      { instruction: 'Say hi', input: '', output: 'Hi!' },
+      { instruction: 'No answer here', input: '' },
+      { instruction: 42, input: '', output: 'numbers are not text' },
+      { instruction: 'Fine', input: '', output: 'Fine.' },
+    ]),
+  );
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.setDefaultTimeout(20_000);
+  // full-page shots grow the viewport instead of stitching, so the fixed header and menu stay in place
+  const shot = async (name, full = true) => {
+    const size = page.viewportSize();
+    const height = full ? await page.evaluate(() => document.documentElement.scrollHeight) : size.height;
+    if (height > size.height) await page.setViewportSize({ width: size.width, height: Math.min(height, 4000) });
+    await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+    if (height > size.height) await page.setViewportSize(size);
+  };
+  const go = (path) => page.goto(`${base}${path}`);
+  const nav = async (testId) => {
+    await page.getByTestId(testId).first().click();
+    await page.waitForLoadState('networkidle').catch(() => {});
+  };
+  const pickOption = async (testId, label) => {
+    await page.getByTestId(testId).click();
+    await page.getByRole('option', { name: label, exact: true }).click();
+  };
+  const token = () => page.evaluate(() => localStorage.getItem('tunery.token'));
+  const apiGet = async (path) => {
+    const answer = await page.request.get(`${base}${path}`, { headers: { Authorization: `Bearer ${await token()}` } });
+    if (!answer.ok()) throw new Error(`GET ${path}: ${answer.status()} ${await answer.text()}`);
+    return answer.json();
+  };
+
+  const modelName = `tiny-${STAMP}`;
+  const datasetName = `identity-${STAMP}`;
+  let mainRun = null;
+  let datasetOk = false;
+
+  try {
+    await step(
+      'sign in',
+      async () => {
+        await go('/');
+        await page.getByTestId('signin-email').waitFor();
+        await shot('01-sign-in');
+        await page.getByTestId('signin-email').fill(EMAIL);
+        await page.getByTestId('signin-password').fill('wrong password');
+        await page.getByTestId('signin-submit').click();
+        await page.getByTestId('signin-error').waitFor();
+        await page.getByTestId('signin-password').fill(PASSWORD);
+        await page.getByTestId('signin-submit').click();
+        await page.getByTestId('nav-overview').waitFor();
+      },
+      { critical: true },
+    );
+
+    await step(
+      'project exists (created on first use)',
+      async () => {
+        if (await page.getByTestId('project-name').isVisible().catch(() => false)) {
+          await shot('02-create-project');
+          await page.getByTestId('project-name').fill(`E2E ${STAMP}`);
+          await page.getByTestId('project-create').click();
+        }
+        await page.getByTestId('overview-new-run').waitFor();
+      },
+      { critical: true },
+    );
+
+    await step('settings: create an API key (shown once), then revoke it', async () => {
+      await nav('nav-settings');
+      await page.getByTestId('key-name').fill(`e2e key ${STAMP}`);
+      await page.getByTestId('key-create').click();
+      const key = (await page.getByTestId('new-key').textContent())?.trim() ?? '';
+      if (!/^tny_/.test(key)) throw new Error(`unexpected key: ${key}`);
+      await shot('03-settings-key-created', false);
+      const me = await page.request.get(`${base}/api/auth/me`, { headers: { Authorization: `Bearer ${key}` } });
+      if (!me.ok()) throw new Error(`the new key does not work: ${me.status()}`);
+      await page.getByTestId('key-done').click();
+      const row = page.getByTestId('keys-table').getByRole('row', { name: new RegExp(`e2e key ${STAMP}`) });
+      await row.getByRole('button', { name: 'Revoke' }).click();
+      await page.getByTestId('key-revoke-confirm').click();
+      await row.getByText('revoked').waitFor();
+      const after = await page.request.get(`${base}/api/auth/me`, { headers: { Authorization: `Bearer ${key}` } });
+      if (after.status() !== 401) throw new Error(`a revoked key still works (${after.status()})`);
+      await shot('04-settings');
+    });
+
+    await step('models: register the tiny base model', async () => {
+      await nav('nav-models');
+      await page.getByTestId('model-add').click();
+      await page.getByTestId('model-name').fill(modelName);
+      await page.getByTestId('model-path').fill(modelPath);
+      await pickOption('model-template', 'llama3');
+      await page.getByTestId('model-register').click();
+      await page.getByTestId('models-table').getByText(modelName).waitFor();
+      await shot('05-models');
+    });
+
+    await step('datasets: upload a dataset and read its validation report', async () => {
+      await nav('nav-datasets');
+      await page.getByTestId('dataset-add').click();
+      await page.getByTestId('dataset-name').fill(datasetName);
+      await page.getByTestId('dataset-files').click().catch(() => {});
+      await page.locator('input[type=file]').setInputFiles(identity);
+      await page.getByTestId('dataset-upload').click();
+      await page.getByTestId('validation-report').waitFor({ timeout: 60_000 });
+      await page.getByTestId('validation-report').getByText('Valid').first().waitFor();
+      datasetOk = true;
+      await shot('06-dataset-report');
+    });
+
+    await step('datasets: a broken file gets a report per row', async () => {
+      await nav('nav-datasets');
+      await page.getByTestId('dataset-add').click();
+      await page.getByTestId('dataset-name').fill(`broken-${STAMP}`);
+      await page.locator('input[type=file]').setInputFiles(broken);
+      await page.getByTestId('dataset-upload').click();
+      await page.getByTestId('report-errors').waitFor({ timeout: 60_000 });
+      const rows = await page.getByTestId('report-errors').locator('tbody tr').count();
+      if (rows < 2) throw new Error(`expected a row error per broken row, got ${rows}`);
+      await shot('07-dataset-report-errors');
+    });
+
+    await step('datasets: preview with the template (trained vs masked spans, histogram)', async () => {
+      await nav('nav-datasets');
+      await page.getByTestId('datasets-table').getByText(datasetName).click();
+      await page.getByTestId('tab-preview').click();
+      await pickOption('preview-model', `${modelName} (llama3)`);
+      await page.getByTestId('preview-run').click();
+      await page.getByTestId('preview-result').waitFor({ timeout: 180_000 });
+      const trained = await page.locator('[data-trained="true"]').count();
+      const masked = await page.locator('[data-trained="false"]').count();
+      if (!trained || !masked) throw new Error(`spans: ${trained} trained, ${masked} masked`);
+      await page.getByTestId('length-histogram').waitFor();
+      await page.getByTestId('truncation-count').waitFor();
+      await shot('08-dataset-preview');
+    });
+
+    const fillRun = async (name, { maxSteps }) => {
+      await go('/runs/new'); // a fresh form
+      await page.getByTestId('field-model').waitFor();
+      await page.getByTestId('field-name').fill(name);
+      await pickOption('field-model', `${modelName} · llama3`);
+      await pickOption('field-datasets', datasetName);
+      await page.keyboard.press('Escape');
+      const set = async (field, value) => {
+        const input = page.getByTestId(`field-${field}`);
+        await input.fill(String(value));
+        await input.blur();
+      };
+      await set('cutoff_len', 128);
+      await set('val_size', 0.1);
+      await set('eval_steps', 10);
+      await set('learning_rate', '5e-4');
+      await set('max_steps', maxSteps);
+      await set('per_device_train_batch_size', 2);
+      await set('gradient_accumulation_steps', 1);
+      await set('gpus', 0);
+      await page.getByTestId('advanced-toggle').click();
+      await set('logging_steps', 1);
+      await set('save_steps', 50);
+    };
+
+    await step('new run: YAML import, checks before submit, server messages', async () => {
+      await nav('nav-runsnew');
+      await page.getByTestId('import-open').click();
+      await page.getByTestId('import-text').fill(
+        `model_name_or_path: ${modelName}\nstage: sft\nfinetuning_type: lora\nlora_rank: 4\ndataset: ${datasetName}\ntemplate: llama3\nlearning_rate: 1.0e-4\nnum_train_epochs: 1.0\nlerning_rate: 3\n`,
+      );
+      await page.getByTestId('import-apply').click();
+      await page.getByTestId('spec-yaml').getByText('lora_rank: 4').waitFor();
+      await page.getByTestId('submit-run').click();
+      await page.getByTestId('form-problems').getByText("unknown key; did you mean 'learning_rate'?").waitFor();
+      await shot('09-new-run-problems');
+      await page.getByRole('button', { name: 'Remove lerning_rate' }).click();
+      await page.getByTestId('field-lora_rank').fill('0');
+      await page.getByTestId('form-problems').getByText('Input should be greater than 0 (got 0)').waitFor();
+    });
+
+    if (!SKIP_TRAINING && datasetOk) {
+      await step('new run: start a run from the form', async () => {
+        await fillRun(`e2e main ${STAMP}`, { maxSteps: 300 });
+        await page.getByTestId('spec-yaml').getByText('use_cpu: true').waitFor();
+        await shot('10-new-run');
+        await page.getByTestId('submit-run').click();
+        await page.waitForURL(/\/runs\/[0-9a-f-]+$/, { timeout: 30_000 });
+        mainRun = page.url().split('/').pop();
+      });
+
+      if (mainRun) {
+        await step('run: the loss chart grows live over the websocket', async () => {
+          const points = () => page.getByTestId('chart-loss').getAttribute('data-points').then(Number);
+          await waitFor(async () => (await points()) >= 3, 'three loss points', 240_000, 1000);
+          const first = await points();
+          await waitFor(async () => (await points()) > first + 3, 'more loss points', 120_000, 500);
+          await page.getByTestId('eta').waitFor();
+          await shot('11-run-live');
+        });
+
+        await step('run: reload mid-run loses nothing (replay via ?after=)', async () => {
+          const before = Number(await page.getByTestId('chart-loss').getAttribute('data-points'));
+          const seqBefore = Number(await page.getByTestId('stream-state').getAttribute('data-seq'));
+          await page.reload();
+          await waitFor(async () => Number(await page.getByTestId('stream-state').getAttribute('data-seq')) >= seqBefore, 'the replay', 60_000);
+          const after = Number(await page.getByTestId('chart-loss').getAttribute('data-points'));
+          if (after < before) throw new Error(`the chart had ${before} points before the reload, ${after} after`);
+          const stored = await apiGet(`/api/jobs/${mainRun}/metrics?limit=10000`);
+          const lossSteps = stored.items.filter((m) => typeof m.values.loss === 'number').length;
+          if (after + 5 < lossSteps) throw new Error(`chart shows ${after} loss points, the server stored ${lossSteps}`);
+        });
+
+        await step('overview: running job with progress, workers', async () => {
+          await nav('nav-overview');
+          await page.getByTestId('active-jobs').getByTestId('job-progress').first().waitFor();
+          await shot('12-overview');
+        });
+
+        await step('runs: a second run is queued, then cancelled', async () => {
+          await fillRun(`e2e cancel ${STAMP}`, { maxSteps: 300 });
+          await page.getByTestId('submit-run').click();
+          await page.waitForURL(/\/runs\/[0-9a-f-]+$/, { timeout: 30_000 });
+          const id = page.url().split('/').pop();
+          await page.getByTestId('run-cancel').click();
+          await waitFor(async () => (await apiGet(`/api/jobs/${id}`)).status === 'cancelled', 'the run to be cancelled', 120_000, 1000);
+          await page.locator('[data-testid="status-badge"][data-status="cancelled"]').first().waitFor({ timeout: 30_000 });
+          await page.getByTestId('run-resume').waitFor();
+          await shot('13-run-cancelled');
+        });
+
+        await step('run: finishes; checkpoints, artifacts, spec', async () => {
+          await go(`/runs/${mainRun}`);
+          await waitFor(async () => ['succeeded', 'failed', 'cancelled'].includes((await apiGet(`/api/jobs/${mainRun}`)).status), 'the main run to finish', 600_000, 2000);
+          await page.reload();
+          await page.locator('[data-testid="status-badge"][data-status="succeeded"]').first().waitFor({ timeout: 30_000 });
+          await waitFor(async () => Number(await page.getByTestId('chart-eval_loss').getAttribute('data-points')) > 0, 'eval loss points', 30_000);
+          await shot('14-run-finished');
+          await page.getByTestId('tab-logs').click();
+          await page.getByTestId('log-tail').waitFor();
+          await shot('15-run-logs');
+          await page.getByTestId('tab-spec').click();
+          await page.getByTestId('run-spec').waitFor();
+          await shot('16-run-spec');
+        });
+
+        await step('runs and compare: overlaid curves and only the differing settings', async () => {
+          await nav('nav-runs');
+          await page.getByTestId('runs-table').waitFor();
+          await shot('17-runs');
+          const rows = page.getByTestId('run-row');
+          await rows.nth(0).getByRole('checkbox').check();
+          await rows.nth(1).getByRole('checkbox').check();
+          await page.getByTestId('compare-picked').click();
+          await page.getByTestId('compare-chart').waitFor();
+          await page.getByTestId('compare-diff').waitFor({ timeout: 30_000 });
+          await shot('18-compare');
+        });
+      }
+    }
+
+    await step('evaluate, export and chat say what is coming', async () => {
+      await nav('nav-evaluate');
+      await page.getByTestId('coming-evaluate').waitFor();
+      await shot('19-evaluate');
+      await nav('nav-export');
+      await page.getByTestId('coming-export').waitFor();
+      await shot('20-export');
+      await nav('nav-chat');
+      await page.getByTestId('chat-unavailable').or(page.getByTestId('chat-model')).first().waitFor();
+      await shot('21-chat');
+    });
+
+    await step('switch to Chinese; the choice survives a reload', async () => {
+      await nav('nav-overview');
+      await page.getByTestId('language-switch').first().click();
+      await page.getByRole('option', { name: '中文' }).click();
+      await page.getByText('总览').first().waitFor();
+      await page.reload();
+      await page.getByText('总览').first().waitFor();
+      await shot('22-overview-zh');
+      if (mainRun) {
+        await go(`/runs/${mainRun}`);
+        await page.getByText('训练损失').first().waitFor();
+        await shot('23-run-zh');
+      }
+      await nav('nav-runsnew');
+      await shot('24-new-run-zh');
+      await page.getByTestId('language-switch').first().click();
+      await page.getByRole('option', { name: 'English' }).click();
+    });
+
+    await step('layout at 390 px', async () => {
+      await page.setViewportSize({ width: 390, height: 844 });
+      for (const [path, name] of [
+        ['/', '25-mobile-overview'],
+        ['/runs/new', '26-mobile-new-run'],
+        ['/datasets', '27-mobile-datasets'],
+        ...(mainRun ? [[`/runs/${mainRun}`, '28-mobile-run']] : []),
+      ]) {
+        await go(path);
+        await page.waitForLoadState('networkidle').catch(() => {});
+        await page.waitForTimeout(500);
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        await shot(name);
+        if (overflow > 2) throw new Error(`${path} is ${overflow}px wider than the 390 px screen`);
+      }
+      await page.getByRole('button', { name: 'Menu' }).click();
+      await page.getByTestId('nav-models').waitFor();
+      await shot('29-mobile-menu', false);
+      await page.setViewportSize({ width: 1280, height: 900 });
+    });
+
+    await step('no uncaught errors in the page', async () => {
+      if (pageErrors.length) throw new Error(pageErrors.join('\n'));
+    });
+  } finally {
+    await browser.close();
+    stopChildren();
+  }
+}
+
+let failed = false;
+try {
+  await main();
+} catch (error) {
+  log(`\n${error?.stack ?? error}`);
+  failed = true;
+  stopChildren();
+}
+const bad = results.filter((r) => !r.ok);
+log(`\n${results.length - bad.length} of ${results.length} steps passed; screenshots in ${SHOTS}`);
+if (bad.length || failed) {
+  for (const child of children) {
+    const tail = child.out.join('').split('\n').slice(-15).join('\n');
+    if (tail.trim()) log(`\n--- ${child.name} (last lines) ---\n${tail}`);
+  }
+  process.exit(1);
+}

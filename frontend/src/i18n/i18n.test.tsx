@@ -1,0 +1,49 @@
+import { MantineProvider } from '@mantine/core';
+import { render, screen } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { I18nextProvider, useTranslation } from 'react-i18next';
+import { describe, expect, it } from 'vitest';
+import { LanguageSwitch } from '../components/Layout';
+import { en } from './en';
+import i18n from './index';
+import { zh } from './zh';
+
+function keys(value: unknown, prefix = ''): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [prefix];
+  return Object.entries(value).flatMap(([key, inner]) => keys(inner, prefix ? `${prefix}.${key}` : key));
+}
+
+function Title() {
+  const { t } = useTranslation();
+  return <h1>{t('nav.overview')}</h1>;
+}
+
+describe('i18n', () => {
+  it('has a Chinese text for every English one', () => {
+    expect(keys(zh).sort()).toEqual(keys(en).sort());
+    for (const key of keys(zh)) {
+      const value = key.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], zh);
+      expect(value, key).not.toBe('');
+    }
+  });
+
+  it('switches language and remembers the choice', async () => {
+    await i18n.changeLanguage('en');
+    const user = userEvent.setup();
+    render(
+      <MantineProvider env="test">
+        <I18nextProvider i18n={i18n}>
+          <Title />
+          <LanguageSwitch />
+        </I18nextProvider>
+      </MantineProvider>,
+    );
+    expect(screen.getByRole('heading')).toHaveTextContent('Overview');
+    await user.click(screen.getByTestId('language-switch'));
+    await user.click(await screen.findByRole('option', { name: '中文' }));
+    expect(await screen.findByRole('heading')).toHaveTextContent('总览');
+    expect(localStorage.getItem('tunery.lang')).toBe('zh');
+    expect(document.documentElement.lang).toBe('zh-CN');
+    await i18n.changeLanguage('en');
+  });
+});
