@@ -273,7 +273,7 @@ async function main() {
       await shot('08-dataset-preview');
     });
 
-    const fillRun = async (name, { maxSteps }) => {
+    const fillRun = async (name, { maxSteps, learningRate = '5e-4' }) => {
       await go('/runs/new'); // a fresh form
       await page.getByTestId('field-model').waitFor();
       await page.getByTestId('field-name').fill(name);
@@ -288,7 +288,7 @@ async function main() {
       await set('cutoff_len', 128);
       await set('val_size', 0.1);
       await set('eval_steps', 10);
-      await set('learning_rate', '5e-4');
+      await set('learning_rate', learningRate);
       await set('max_steps', maxSteps);
       await set('per_device_train_batch_size', 2);
       await set('gradient_accumulation_steps', 1);
@@ -316,7 +316,7 @@ async function main() {
 
     if (!SKIP_TRAINING && datasetOk) {
       await step('new run: start a run from the form', async () => {
-        await fillRun(`e2e main ${STAMP}`, { maxSteps: 300 });
+        await fillRun(`e2e main ${STAMP}`, { maxSteps: 120 });
         await page.getByTestId('spec-yaml').getByText('use_cpu: true').waitFor();
         await shot('10-new-run');
         await page.getByTestId('submit-run').click();
@@ -353,7 +353,7 @@ async function main() {
         });
 
         await step('runs: a second run is queued, then cancelled', async () => {
-          await fillRun(`e2e cancel ${STAMP}`, { maxSteps: 300 });
+          await fillRun(`e2e cancel ${STAMP}`, { maxSteps: 120, learningRate: '1e-3' });
           await page.getByTestId('submit-run').click();
           await page.waitForURL(/\/runs\/[0-9a-f-]+$/, { timeout: 30_000 });
           const id = page.url().split('/').pop();
@@ -374,9 +374,14 @@ async function main() {
           await page.getByTestId('tab-logs').click();
           await page.getByTestId('log-tail').waitFor();
           await shot('15-run-logs');
+          await page.getByRole('tab', { name: 'Checkpoints' }).click();
+          await page.getByTestId('checkpoints').waitFor();
+          await page.getByRole('tab', { name: 'Artifacts' }).click();
+          await page.getByTestId('artifacts').or(page.getByText('No artifacts yet.')).first().waitFor();
+          await shot('16-run-artifacts');
           await page.getByTestId('tab-spec').click();
           await page.getByTestId('run-spec').waitFor();
-          await shot('16-run-spec');
+          await shot('16-run-spec-yaml');
         });
 
         await step('runs and compare: overlaid curves and only the differing settings', async () => {

@@ -107,7 +107,6 @@ def up(env: dict[str, str], tmp_path: Path) -> Iterator[Up]:
 class Api:
     def __init__(self, url: str, env: dict[str, str]) -> None:
         settings = Settings.from_env(env)
-        assert settings.database_url.startswith("sqlite:") and settings.broker_url.startswith("sqla+sqlite:")
         database = Database.from_settings(settings)
         with database.session() as session:
             user = create_user(session, f"up-{os.urandom(3).hex()}@example.com", "a long enough password")
@@ -151,7 +150,7 @@ class Api:
 def test_up_runs_a_job_end_to_end_and_supervises_its_children(
     up: Up, env: dict[str, str], home: Path, tiny_llama: Path
 ) -> None:
-    assert "sqlite" in up.output() and "sqla+sqlite" in up.output()
+    assert "database: sqlite, broker: sqla+sqlite" in up.output()
     api = Api(up.url, env)
     job_id = api.submit(tiny_llama, max_steps=4, save_steps=2)
     job = wait_for(lambda: api.finished(job_id), TRAINING_TIMEOUT, "the job to finish")
@@ -195,8 +194,10 @@ def test_stopping_up_mid_training_resumes_the_job_on_the_next_start(
     os.killpg(engine, signal.SIGSTOP)  # frozen, so that the stop lands mid-training
 
     def thaw_once_signalled() -> None:
-        wait_for(lambda: sigterm_pending(engine), 120, "the stopping worker to SIGTERM its engine")
-        os.killpg(engine, signal.SIGCONT)  # it checkpoints and exits; the job goes back to the queue
+        try:
+            wait_for(lambda: sigterm_pending(engine), 120, "the stopping worker to SIGTERM its engine")
+        finally:
+            os.killpg(engine, signal.SIGCONT)  # it checkpoints and exits; the job goes back to the queue
 
     assert up.stop(signal.SIGTERM, while_stopping=thaw_once_signalled) == 0
     job = api_for_db(env, job_id)
@@ -249,3 +250,35 @@ def test_killed_up_takes_its_children_with_it(up: Up) -> None:
     up.process.wait(30)
     _gone, alive = psutil.wait_procs(children, timeout=120)
     assert not alive, f"left behind: {alive}"
+
+
+def test_up_on_postgresql_and_redis_needs_only_two_variables(
+    env: dict[str, str], tmp_path: Path, tiny_llama: Path
+) -> None:
+    from tests.server.conftest import new_pg_database
+    from tests.server.worker_support import RedisServer
+
+    redis_server = RedisServer(tmp_path / "redis")
+    redis_server.start()
+    try:
+        with new_pg_database() as database_url:
+            env = {**env, "TUNERY_DATABASE_URL": database_url, "TUNERY_BROKER_URL": redis_server.url}
+            up = Up(env, free_port(), tmp_path / "up.log")
+            try:
+                assert "database: postgresql+psycopg, broker: redis" in up.output()
+                ready = httpx.get(f"{up.url}/api/ready", timeout=30).json()
+                assert ready["checks"] == {"database": "ok", "migrations": "ok", "broker": "ok"}
+                api = Api(up.url, env)
+                job_id = api.submit(tiny_llama, max_steps=2, save_steps=100)
+                job = wait_for(lambda: api.finished(job_id), TRAINING_TIMEOUT, "the job to finish")
+                assert job["status"] == "succeeded", job
+                assert not (env_home(env) / "tunery.db").exists() and not (env_home(env) / "broker.db").exists()
+            finally:
+                up.stop()
+                sys.stdout.write(f"\n----- tunery up (postgresql) -----\n{up.output()[-10000:]}\n")
+    finally:
+        redis_server.stop()
+
+
+def env_home(env: dict[str, str]) -> Path:
+    return Path(env["TUNERY_HOME"])

@@ -76,10 +76,12 @@ def test_killed_worker_job_resumes_from_checkpoint_on_new_worker(stack: Stack, t
     assert len(engines) == 1
     pool = [p for p in first.tree() if p.pid != first.pid and not is_engine(p)]
     signal_groups(engines, signal.SIGSTOP)
-    first.process.kill()
-    assert first.process.wait(30) == -signal.SIGKILL
-    psutil.wait_procs(pool, timeout=30)
-    signal_groups(engines, signal.SIGCONT)  # it handles the SIGTERM: checkpoint, exit
+    try:
+        first.process.kill()
+        assert first.process.wait(30) == -signal.SIGKILL
+        psutil.wait_procs(pool, timeout=30)
+    finally:
+        signal_groups(engines, signal.SIGCONT)  # it handles the SIGTERM: checkpoint, exit
     wait_for(lambda: not engine_processes(stack.storage_root), 120, "the orphaned engine to exit")
     assert not any(p.is_running() for p in pool)
     assert job_row(stack.database, job_id).status == JobStatus.RUNNING  # nobody knows yet

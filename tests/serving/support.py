@@ -108,3 +108,59 @@ def finished_job(
         session.add(job)
         session.commit()
     return job_id
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+WEATHER_QUESTION = "What is the weather in Paris?"
+WEATHER_CALL = {"name": "get_weather", "arguments": {"city": "Paris"}}
+
+
+def tool_calling_model(base: Path, folder: Path, steps: int = 150) -> Path:
+    """A copy of the tiny model trained (all weights, in-process) until its greedy answer to
+    WEATHER_QUESTION with WEATHER_TOOL is the llama3 tool call of WEATHER_CALL: a model that really calls tools."""
+    import json
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunery.engine.data.types import Message, Role
+    from tunery.engine.templates import get_template
+
+    if (folder / "done").exists():
+        return folder
+    shutil.copytree(base, folder, dirs_exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    template = get_template("llama3", tokenizer)
+    turns = [Message(Role.USER, WEATHER_QUESTION), Message(Role.FUNCTION, json.dumps(WEATHER_CALL))]
+    ((prompt, answer),) = template.render_turns(turns, None, json.dumps([WEATHER_TOOL]))
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    ids = torch.tensor([prompt_ids + answer_ids])
+    labels = torch.tensor([[-100] * len(prompt_ids) + answer_ids])
+    model.train()
+    for _ in range(steps):
+        model(input_ids=ids, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        model.eval()
+        with torch.inference_mode():
+            greedy = model.generate(torch.tensor([prompt_ids]), max_new_tokens=len(answer_ids), do_sample=False)
+        model.train()
+        if greedy[0, len(prompt_ids) :].tolist() == answer_ids:
+            break
+    else:
+        raise RuntimeError(f"the tiny model did not learn the tool call in {steps} steps")
+    model.save_pretrained(folder)
+    (folder / "done").write_text("ok")
+    return folder

@@ -65,7 +65,14 @@ class TrainingSection(Section):
     dataloader_num_workers: int = 0
     dataloader_pin_memory: bool = True
     remove_unused_columns: bool = False
-    group_by_length: bool = False
+    group_by_length: bool | None = Field(
+        default=None,
+        description=(
+            "Batch rows of similar length together (random megabatches sorted by length, batches shuffled): "
+            "far less padding to compute. Unset: on for SFT without packing, off otherwise (Tunery's default; "
+            "LLaMA-Factory's is off). true/false: always / never."
+        ),
+    )
     deepspeed: str | None = None
     fsdp: str | list[str] | None = None
     load_best_model_at_end: bool = False

@@ -2102,9 +2102,9 @@ export interface components {
             remove_unused_columns: boolean;
             /**
              * Group By Length
-             * @default false
+             * @description Batch rows of similar length together (random megabatches sorted by length, batches shuffled): far less padding to compute. Unset: on for SFT without packing, off otherwise (Tunery's default; LLaMA-Factory's is off). true/false: always / never.
              */
-            group_by_length: boolean;
+            group_by_length?: boolean | null;
             /** Deepspeed */
             deepspeed?: string | null;
             /** Fsdp */

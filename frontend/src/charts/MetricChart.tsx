@@ -53,7 +53,7 @@ export function MetricChart({ title, series, smoothing = 0, height = 220, width,
     <LineChart data={rows} width={width} height={height} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
       <CartesianGrid strokeDasharray="3 3" stroke="var(--mantine-color-default-border)" />
       <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} fontSize={11} />
-      <YAxis width={56} fontSize={11} tickFormatter={formatValue} domain={['auto', 'auto']} />
+      <YAxis width={56} fontSize={11} tickFormatter={formatValue} domain={['auto', 'auto']} tickCount={5} />
       <Tooltip formatter={(value) => (typeof value === 'number' ? formatValue(value) : String(value))} labelFormatter={(step) => `step ${step}`} />
       {visible.length > 1 && <Legend wrapperStyle={{ fontSize: 12 }} />}
       {smoothing > 0 &&

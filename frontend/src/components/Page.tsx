@@ -4,6 +4,7 @@ import { IconAlertCircle } from '@tabler/icons-react';
 import type { ReactNode } from 'react';
 import { useTranslation } from 'react-i18next';
 import { errorText } from '../api/errors';
+import i18n from '../i18n';
 
 export function Page({ title, actions, children }: { title: ReactNode; actions?: ReactNode; children: ReactNode }) {
   return (
@@ -74,7 +75,7 @@ export function formatParams(count: number | null | undefined): string {
 export function formatTime(value: string | null | undefined): string {
   if (!value) return '–';
   const date = new Date(value);
-  return Number.isNaN(date.getTime()) ? value : date.toLocaleString();
+  return Number.isNaN(date.getTime()) ? value : date.toLocaleString(i18n.language === 'zh' ? 'zh-CN' : 'en');
 }
 
 export const TERMINAL = ['succeeded', 'failed', 'cancelled'];

@@ -17,7 +17,7 @@ from tunery.engine.tokenize.packing import pack_rows
 from tunery.engine.tokenize.pretrain import document_ids, encode_pretrain, pack_blocks
 from tunery.engine.tokenize.rows import TokenRows
 from tunery.engine.tokenize.stats import TokenStats, compute_stats
-from tunery.engine.tokenize.supervised import EncodeOptions, encode_supervised
+from tunery.engine.tokenize.supervised import EncodeOptions, encode_supervised_rows
 
 #: Examples encoded per chunk: big enough for fast batched tokenization, small enough to bound memory.
 CHUNK_EXAMPLES = 8192
@@ -69,12 +69,12 @@ def encode_sequences(
     cutoff = recipe.options.cutoff_len
     if recipe.stage == "pt":
         encoded = encode_pretrain(examples, tokenizer, recipe.template_name, cutoff)
-    else:
-        if template is None:
-            raise TokenizeError(f"stage '{recipe.stage}' needs a chat template")
-        encoded = encode_supervised(examples, tokenizer, template, recipe.options)
-    rows = TokenRows.from_lists(encoded.input_ids, encoded.labels)
-    return rows, np.asarray(encoded.full_lengths, dtype=np.int64), encoded.truncated(cutoff)
+        rows = TokenRows.from_lists(encoded.input_ids, encoded.labels)
+        return rows, np.asarray(encoded.full_lengths, dtype=np.int64), encoded.truncated(cutoff)
+    if template is None:
+        raise TokenizeError(f"stage '{recipe.stage}' needs a chat template")
+    rows, full_lengths = encode_supervised_rows(examples, tokenizer, template, recipe.options)
+    return rows, full_lengths, int((full_lengths > cutoff).sum())
 
 
 def encode_all(

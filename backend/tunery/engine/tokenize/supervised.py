@@ -1,6 +1,7 @@
 """Supervised (SFT) encoding: prompt tokens masked, response tokens trained, LLaMA-Factory's cutoff rule.
 
-All turns of all examples are rendered to text first, tokenized in large batches, then assembled.
+All turns of all examples are rendered to text first, tokenized in large batches into one token pool,
+then planned turn by turn (lengths only) and assembled with numpy gathers.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from tunery.engine.data.types import Example, Role
 from tunery.engine.templates.base import ChatTemplate
+from tunery.engine.tokenize.assembly import SegmentPlan, build_rows, pool_with_eos
 from tunery.engine.tokenize.errors import TokenizeError
-from tunery.engine.tokenize.rows import IGNORE_INDEX
-from tunery.engine.tokenize.text import encode_texts
+from tunery.engine.tokenize.rows import IGNORE_INDEX, TokenRows
+from tunery.engine.tokenize.text import encode_pool
 
 _PROMPT_ROLES = (Role.USER, Role.OBSERVATION)
 _ANSWER_ROLES = (Role.ASSISTANT, Role.FUNCTION)
@@ -100,28 +105,75 @@ def render_pairs(
     return rendered
 
 
-def encode_supervised(
+def encode_supervised_rows(
     examples: Sequence[Example], tokenizer: Any, template: ChatTemplate, options: EncodeOptions
-) -> Encoded:
-    """Token ids and labels of SFT examples (one sequence per example, cut to ``cutoff_len``)."""
+) -> tuple[TokenRows, npt.NDArray[np.int64]]:
+    """Token rows of SFT examples (one per example, cut to ``cutoff_len``) and their untruncated lengths."""
     rendered = render_pairs(examples, template, options)
-    texts = [text for pairs in rendered for pair in pairs for text in pair]
-    ids = encode_texts(tokenizer, texts)
+    pool = encode_pool(tokenizer, [text for pairs in rendered for pair in pairs for text in pair])
     efficient_eos = bool(getattr(template, "efficient_eos", False))
     eos_id = tokenizer.eos_token_id
     if efficient_eos and eos_id is None:
         raise TokenizeError(f"template '{template.name}' needs an eos token; the tokenizer has none")
-
-    out = Encoded()
+    ids, eos_index = pool_with_eos(pool, eos_id if efficient_eos else None)
+    starts, lengths = pool.starts.tolist(), pool.lengths.tolist()
+    plan = SegmentPlan()
     cursor = 0
     for pairs in rendered:
-        turns = [(ids[cursor + 2 * i], ids[cursor + 2 * i + 1]) for i in range(len(pairs))]
+        turns = [
+            (starts[i], lengths[i], starts[i + 1], lengths[i + 1]) for i in range(cursor, cursor + 2 * len(pairs), 2)
+        ]
         cursor += 2 * len(pairs)
-        input_ids, labels, full = assemble(turns, options, eos_id if efficient_eos else None)
-        out.input_ids.append(input_ids)
-        out.labels.append(labels)
-        out.full_lengths.append(full)
+        plan_row(plan, turns, options, eos_index)
+    return build_rows(plan, ids, eos_id), np.asarray(plan.full_lengths, dtype=np.int64)
+
+
+def encode_supervised(
+    examples: Sequence[Example], tokenizer: Any, template: ChatTemplate, options: EncodeOptions
+) -> Encoded:
+    """:func:`encode_supervised_rows` as lists (one sequence per example, cut to ``cutoff_len``)."""
+    rows, full_lengths = encode_supervised_rows(examples, tokenizer, template, options)
+    out = Encoded(full_lengths=full_lengths.tolist())
+    for index in range(len(rows)):
+        start, end = int(rows.offsets[index]), int(rows.offsets[index + 1])
+        out.input_ids.append(rows.input_ids[start:end].tolist())
+        out.labels.append(rows.labels[start:end].tolist())
     return out
+
+
+def plan_row(
+    plan: SegmentPlan,
+    turns: Sequence[tuple[int, int, int, int]],
+    options: EncodeOptions,
+    eos_index: int | None = None,
+) -> None:
+    """Add one row: ``turns`` are (prompt start, prompt length, response start, response length) in the
+    pool. The same rule as :func:`assemble` (the reference, on lists); ``eos_index``: pool index of the eos token for
+    templates with efficient eos (None otherwise)."""
+    cutoff = options.cutoff_len
+    extra = 1 if eos_index is not None else 0
+    full = extra + sum(source_len + target_len for _, source_len, _, target_len in turns)
+    order = list(reversed(turns)) if options.mask_history else list(turns)
+    total = extra
+    pieces: list[tuple[int, int, int, int, bool, bool, bool]] = []
+    for turn, (source, source_len, target, target_len) in enumerate(order):
+        if total >= cutoff:
+            break
+        if full > cutoff:
+            source_len, target_len = infer_seqlen(source_len, target_len, cutoff - total)
+        total += source_len + target_len
+        eos_first = not options.train_on_prompt and eos_index is not None and turn != 0 and source_len > 0
+        trained = not (options.mask_history and turn != 0)
+        pieces.append((source, source_len, target, target_len, options.train_on_prompt, eos_first, trained))
+    if options.mask_history:
+        pieces.reverse()
+    for source, source_len, target, target_len, prompt_trained, eos_first, trained in pieces:
+        plan.add(source, source_len, prompt_trained, eos_first)
+        plan.add(target, target_len, trained)
+    if eos_index is not None:
+        plan.add(eos_index, 1, True)
+    plan.row_lengths.append(total)
+    plan.full_lengths.append(full)
 
 
 def assemble(

@@ -102,28 +102,21 @@ class WordCacheEncoder:
 
     def encode_flat(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
         """All texts' ids concatenated, and offsets: text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``."""
-        number = self._number
-        pieces = self._pieces
+        number, pieces = self._number, self._pieces
+        word_lists = [self._split(text) if text.isascii() else [] for text in texts]
         model, table, added = self._model, self._bytes, self._added
-        word_lists: list[list[int]] = []  # per text: the numbers of its words in _pieces
-        slow: list[int] = []
-        for index, text in enumerate(texts):
-            if not text.isascii():
-                slow.append(index)
-                word_lists.append([])
-                continue
-            words = self._split(text)
-            for word in set(words).difference(number):
-                special = added.get(word)
-                number[word] = len(pieces)
-                pieces.append((special,) if special is not None else _ids(model.tokenize(word.translate(table))))
-            word_lists.append(list(map(number.__getitem__, words)))
+        for word in set(chain.from_iterable(word_lists)).difference(number):
+            special = added.get(word)
+            number[word] = len(pieces)
+            pieces.append((special,) if special is not None else _ids(model.tokenize(word.translate(table))))
+        numbers = [list(map(number.__getitem__, words)) for words in word_lists]
+        slow = [index for index, text in enumerate(texts) if not text.isascii()]
         if slow:  # each such text becomes one cached "word" of its own
             encoded = self._backend.encode_batch_fast([texts[i] for i in slow], add_special_tokens=False)
             for index, enc in zip(slow, encoded, strict=True):
-                word_lists[index] = [len(pieces)]
+                numbers[index] = [len(pieces)]
                 pieces.append(tuple(enc.ids))
-        return self._gather(word_lists)
+        return self._gather(numbers)
 
     def _gather(self, word_lists: list[list[int]]) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
         """Concatenate the cached ids of each text's words (numpy gathers, no per-token Python work)."""
@@ -143,6 +136,15 @@ class WordCacheEncoder:
 
     def _split(self, text: str) -> list[str]:
         """Added tokens and words of ``text``, in order (added tokens are split out first)."""
+        findall = self._words.findall
+        if len(self._stages) == 1:  # the usual case: no normalized added tokens
+            words: list[str] = []
+            for position, part in enumerate(self._stages[0].split(text)):
+                if position % 2:
+                    words.append(part)
+                elif part:
+                    words.extend(findall(part))
+            return words
         pieces = [(text, False)]
         for stage in self._stages:
             split: list[tuple[str, bool]] = []
@@ -152,8 +154,7 @@ class WordCacheEncoder:
                 else:
                     split.extend((part, bool(i % 2)) for i, part in enumerate(stage.split(piece)) if part)
             pieces = split
-        words: list[str] = []
-        findall = self._words.findall
+        words = []
         for piece, is_token in pieces:
             if is_token:
                 words.append(piece)

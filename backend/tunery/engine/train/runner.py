@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,13 @@ def train_and_save(session: TrainingSession, sink: EventSink) -> int:
     trainer, spec = session.trainer, session.spec
     output_dir = spec.training.output_dir
     resume = None if session.resume_from is None else str(session.resume_from)
-    result = trainer.train(resume_from_checkpoint=resume)
+    # Everything set up so far (imports, model, data) lives as long as training: keep the cycle collector
+    # from rescanning it on every full collection (transformers runs one as training starts).
+    gc.freeze()
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+    finally:
+        gc.unfreeze()
     state = trainer.state
 
     if session.cancel_callback.stopped_at is not None and state.global_step < state.max_steps:

@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from tunery.server.config import Settings
@@ -38,6 +39,11 @@ class WorkerOptions:
             dispatch_grace_seconds=_number(env, "TUNERY_DISPATCH_GRACE_SECONDS", max(10.0, 2 * reaper)),
             claim_wait_seconds=_number(env, "TUNERY_CLAIM_WAIT_SECONDS", 30.0),
         )
+
+    @property
+    def silence_limit(self) -> timedelta:
+        """A worker not heard from for this long counts as gone."""
+        return timedelta(seconds=3 * self.heartbeat_seconds + self.lease_seconds)
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

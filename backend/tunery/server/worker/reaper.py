@@ -50,9 +50,9 @@ def reap(context: WorkerContext, now: datetime | None = None, enqueue: Enqueue |
     now = now or utcnow()
     options, sessions = context.options, context.database.sessions
     report = ReapReport()
-    online_since = now - timedelta(seconds=3 * options.heartbeat_seconds + options.lease_seconds)
+    online_since = now - options.silence_limit
     with sessions.begin() as session:
-        report.offline = mark_silent_workers_offline(session, now, now - online_since)
+        report.offline = mark_silent_workers_offline(session, now, options.silence_limit)
         expired = session.execute(
             select(Job.id, Job.worker_id).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
         ).all()

@@ -59,9 +59,8 @@ def wait_and_claim(context: WorkerContext, job_id: str, worker: str) -> Claim | 
         time.sleep(options.poll_seconds)  # do not spin through the queue while the worker stops
         return Refused.BUSY
     while True:
-        online_since = utcnow() - timedelta(seconds=3 * options.heartbeat_seconds + options.lease_seconds)
         lease = timedelta(seconds=options.lease_seconds)
-        result = try_claim(context.database.sessions, job_id, worker, lease, online_since)
+        result = try_claim(context.database.sessions, job_id, worker, lease, utcnow() - options.silence_limit)
         if result is Refused.GONE:
             log.info("job %s is not queued any more; nothing to do", job_id)
         if result is not Refused.BUSY or time.monotonic() >= deadline or os.getppid() != parent:

@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from tunery.spec import JobSpec
 
 
+def length_grouping(spec: JobSpec) -> bool:
+    """``training.group_by_length``; unset: on for SFT without packing (packed rows are all about as long)."""
+    if spec.training.group_by_length is not None:
+        return spec.training.group_by_length
+    return spec.method.stage == "sft" and not spec.data.packing
+
+
 def build_training_arguments(spec: JobSpec, *, show_progress_bar: bool = False) -> TrainingArguments:
     """Map the spec onto TrainingArguments. Precision is explicit (transformers/TRL defaults differ by device),
     checkpointing of activations is handled when the model is loaded, and columns are never dropped."""
@@ -24,7 +31,7 @@ def build_training_arguments(spec: JobSpec, *, show_progress_bar: bool = False) 
     sampling = "random"
     if spec.method.disable_shuffling:
         sampling = "sequential"
-    elif t.group_by_length:
+    elif length_grouping(spec):
         sampling = "group_by_length"
     kwargs: dict[str, Any] = {
         "output_dir": t.output_dir,
