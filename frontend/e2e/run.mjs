@@ -312,6 +312,13 @@ async function main() {
       await page.getByRole('button', { name: 'Remove lerning_rate' }).click();
       await page.getByTestId('field-lora_rank').fill('0');
       await page.getByTestId('form-problems').getByText('Input should be greater than 0 (got 0)').waitFor();
+      // what only the server can know comes back as a 422 and is shown the same way
+      await page.getByTestId('import-open').click();
+      await page.getByTestId('import-text').fill(`model_name_or_path: ${modelName}\nstage: sft\ndataset: missing-${STAMP}\ntemplate: llama3\nuse_cpu: true\n`);
+      await page.getByTestId('import-apply').click();
+      await page.getByTestId('submit-run').click();
+      await page.getByTestId('form-problems').getByText(`dataset 'missing-${STAMP}' is not registered in this project`).waitFor();
+      await shot('09b-new-run-server-problems');
     });
 
     if (!SKIP_TRAINING && datasetOk) {

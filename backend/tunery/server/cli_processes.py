@@ -84,10 +84,13 @@ def cmd_server(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
-    """Migrate, start server + worker + scheduler, print the URL, supervise until SIGINT/SIGTERM."""
+    """Migrate, bootstrap a first start, start server + worker + scheduler, print the URL, supervise until
+    SIGINT/SIGTERM."""
     import os
 
+    from tunery.server.bootstrap import bootstrap, login_hint
     from tunery.server.db.session import Database
+    from tunery.server.demo_model_setup import start_in_background, stop_background
     from tunery.server.migrations import upgrade_head
     from tunery.server.storage import Storage
     from tunery.server.supervisor import ChildSpec, Supervisor, stop_on_signals
@@ -96,9 +99,11 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     if not _port_free(args.host, args.port):
         out.write(f"error: {args.host}:{args.port} is already in use (choose another with --port)\n")
         return 1
+    logging.basicConfig(level=logging.INFO, format="[tunery up] %(levelname)s %(name)s: %(message)s")
     database = Database.from_settings(settings)
     try:
         upgrade_head(database.engine)
+        first_start = bootstrap(settings, database)
     finally:
         database.dispose()
     Storage(settings.storage_root).ensure()
@@ -114,11 +119,18 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     stop_on_signals(stop)
     supervisor = Supervisor(specs, out)
     supervisor.start()
+    demo_model = start_in_background(settings, env)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     out.write(f"Tunery is running at http://{shown}:{args.port}  (database: {_backend(settings.database_url)}, ")
     out.write(f"broker: {_backend(settings.broker_url)}; data in {settings.home}). Press Ctrl-C to stop.\n")
+    hint = login_hint(first_start, settings)
+    if hint:
+        out.write(hint + "\n")
     out.flush()
-    code = supervisor.run(stop)
+    try:
+        code = supervisor.run(stop)
+    finally:
+        stop_background(demo_model)
     out.write("[tunery up] stopped\n")
     return code
 

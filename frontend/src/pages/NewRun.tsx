@@ -3,7 +3,7 @@ import { Alert, Box, Button, Code, CopyButton, Grid, Group, List, Menu, Modal, P
 import { notifications } from '@mantine/notifications';
 import { useMutation } from '@tanstack/react-query';
 import { IconChevronDown, IconFileImport } from '@tabler/icons-react';
-import { useMemo, useState } from 'react';
+import { useCallback, useMemo, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { useNavigate } from 'react-router';
 import { api, call } from '../api/client';
@@ -142,10 +142,10 @@ export function NewRun() {
   // after a first submit, the form's own checks follow it as it changes; the server's stay until it changes
   const clientProblems = useMemo(() => (checked ? validateSpec(spec) : []), [checked, spec]);
   const shown = clientProblems.length ? clientProblems : serverProblems;
-  const update = <K extends keyof RunForm>(key: K, value: RunForm[K]) => {
+  const update = useCallback(<K extends keyof RunForm>(key: K, value: RunForm[K]) => {
     setForm((old) => ({ ...old, [key]: value }));
-    setServerProblems([]);
-  };
+    setServerProblems((old) => (old.length ? [] : old));
+  }, []);
   const replaceForm = (next: RunForm) => {
     setForm(next);
     setServerProblems([]);
@@ -188,6 +188,16 @@ export function NewRun() {
       return error instanceof ImportError ? error.message : errorText(error);
     }
   };
+  const fieldErrors = useMemo(() => byField(shown), [shown]);
+  const modelChoices = useMemo(
+    () => (models.data ?? []).map((m) => ({ value: m.name, label: m.template ? `${m.name} · ${m.template}` : m.name })),
+    [models.data],
+  );
+  const datasetChoices = useMemo(
+    () => (datasets.data ?? []).filter((d) => d.latest_version !== null).map((d) => ({ value: d.name, label: d.name })),
+    [datasets.data],
+  );
+  const experimentChoices = useMemo(() => (experiments.data ?? []).map((e) => ({ value: e.id, label: e.name })), [experiments.data]);
   const datasetByName = new Map((datasets.data ?? []).map((d) => [d.name, d]));
   const previewDataset = previewing ? datasetByName.get(previewing.split('@')[0]) : undefined;
   const previewVersion = previewing?.includes('@') ? Number(previewing.split('@')[1]) : previewDataset?.latest_version;
@@ -233,10 +243,10 @@ export function NewRun() {
           <RunFormFields
             form={form}
             update={update}
-            errors={byField(shown)}
-            models={(models.data ?? []).map((m) => ({ value: m.name, label: m.template ? `${m.name} · ${m.template}` : m.name }))}
-            datasets={(datasets.data ?? []).filter((d) => d.latest_version !== null).map((d) => ({ value: d.name, label: d.name }))}
-            experiments={(experiments.data ?? []).map((e) => ({ value: e.id, label: e.name }))}
+            errors={fieldErrors}
+            models={modelChoices}
+            datasets={datasetChoices}
+            experiments={experimentChoices}
             experimentId={experimentId}
             onExperiment={setExperimentId}
             onPreviewDataset={setPreviewing}

@@ -20,7 +20,7 @@ import {
   TextInput,
 } from '@mantine/core';
 import { IconEye, IconTrash } from '@tabler/icons-react';
-import { useEffect, useState } from 'react';
+import { memo, type ReactNode, useEffect, useMemo, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { TEMPLATE_OPTIONS } from '../pages/Models';
 import { PREFERENCE_STAGES, type RunForm } from './form';
@@ -93,8 +93,19 @@ function ScientificInput({ label, value, onChange, error, testId }: { label: str
   );
 }
 
+/** A part of the form that renders again only when its inputs change (typing stays fast in a long form). */
+const Section = memo(
+  function Section({ render }: { deps: unknown[]; render: () => ReactNode }) {
+    return <>{render()}</>;
+  },
+  (before, after) => before.deps.length === after.deps.length && before.deps.every((dep, i) => Object.is(dep, after.deps[i])),
+);
+
 export function RunFormFields({ form, update, errors, models, datasets, experiments, experimentId, onExperiment, onPreviewDataset }: Props) {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
+  const errorsKey = JSON.stringify(errors);
+  const common = [errorsKey, i18n.language, update];
+  const pick = (...keys: (keyof RunForm)[]) => [...common, ...keys.map((key) => form[key])];
   const err = (field: string): string | undefined => {
     const messages = Object.entries(errors)
       .filter(([key]) => key === field || FIELD_OF[key] === field)
@@ -115,215 +126,251 @@ export function RunFormFields({ form, update, errors, models, datasets, experime
     />
   );
   const unsupported = (key: string) => key in UNSUPPORTED;
-  const modelChoices = form.model && !models.some((m) => m.value === form.model) ? [...models, { value: form.model, label: form.model }] : models;
-  const datasetChoices = [...datasets, ...form.datasets.filter((name) => !datasets.some((d) => d.value === name)).map((name) => ({ value: name, label: name }))];
+  const modelChoices = useMemo(
+    () => (form.model && !models.some((m) => m.value === form.model) ? [...models, { value: form.model, label: form.model }] : models),
+    [models, form.model],
+  );
+  const datasetChoices = useMemo(
+    () => [...datasets, ...form.datasets.filter((name) => !datasets.some((d) => d.value === name)).map((name) => ({ value: name, label: name }))],
+    [datasets, form.datasets],
+  );
   return (
     <Stack gap="md">
-      <Fieldset legend={t('form.sectionRun')}>
-        <SimpleGrid cols={{ base: 1, sm: 2 }}>
-          <TextInput label={t('form.name')} value={form.name} onChange={(e) => update('name', e.currentTarget.value)} error={err('name')} data-testid="field-name" />
-          <Select label={t('form.experiment')} data={experiments} value={experimentId} onChange={onExperiment} clearable placeholder={t('form.noExperiment')} error={err('experiment_id')} />
-        </SimpleGrid>
-      </Fieldset>
-
-      <Fieldset legend={t('form.sectionModel')}>
-        <SimpleGrid cols={{ base: 1, sm: 2 }}>
-          <Select
-            label={t('form.model')}
-            data={modelChoices}
-            value={form.model || null}
-            onChange={(value) => update('model', value ?? '')}
-            searchable
-            required
-            allowDeselect={false}
-            error={err('model')}
-            nothingFoundMessage={t('models.none')}
-            data-testid="field-model"
-          />
-          <Select
-            label={t('form.template')}
-            placeholder={t('form.templateDefault')}
-            data={TEMPLATE_OPTIONS}
-            value={form.template || null}
-            onChange={(value) => update('template', value ?? '')}
-            searchable
-            clearable
-            error={err('template')}
-            data-testid="field-template"
-          />
-        </SimpleGrid>
-      </Fieldset>
-
-      <Fieldset legend={t('form.sectionMethod')}>
-        <Stack>
-          <SimpleGrid cols={{ base: 1, sm: 2 }}>
-            <Select
-              label={t('form.stage')}
-              data={STAGES.map((stage) => ({
-                value: stage,
-                label: `${t(`stages.${stage}`)}${TRAINED_STAGES.includes(stage) ? '' : ` — ${t('form.notYet')}`}`,
-                disabled: !TRAINED_STAGES.includes(stage),
-              }))}
-              value={form.stage}
-              onChange={(value) => value && update('stage', value)}
-              allowDeselect={false}
-              error={err('stage')}
-              data-testid="field-stage"
-            />
-            <Select
-              label={t('form.quantization')}
-              description={unsupported('quantization_bit') ? t('form.unsupportedYet') : t('form.quantizationHint')}
-              data={[
-                { value: '', label: t('form.none') },
-                { value: '8', label: '8-bit', disabled: unsupported('quantization_bit') },
-                { value: '4', label: `4-bit (QLoRA)`, disabled: unsupported('quantization_bit') },
-              ]}
-              value={form.quantization_bit}
-              onChange={(value) => update('quantization_bit', value ?? '')}
-              allowDeselect={false}
-              error={err('quantization_bit')}
-              data-testid="field-quantization_bit"
-            />
-          </SimpleGrid>
-          <Stack gap={4}>
-            <Text size="sm" fw={500}>
-              {t('form.finetuning_type')}
-            </Text>
-            <SegmentedControl
-              data={[
-                { value: 'lora', label: 'LoRA' },
-                { value: 'freeze', label: t('form.freeze') },
-                { value: 'full', label: t('form.full') },
-              ]}
-              value={form.finetuning_type}
-              onChange={(value) => update('finetuning_type', value as RunForm['finetuning_type'])}
-              data-testid="field-finetuning_type"
-            />
-            {err('finetuning_type') && <Text c="red" size="xs">{err('finetuning_type')}</Text>}
-          </Stack>
-          {form.finetuning_type === 'lora' && (
-            <>
-              <SimpleGrid cols={{ base: 2, sm: 4 }}>
-                {num('lora_rank', { min: 1 })}
-                {num('lora_alpha', { min: 1, nullable: true })}
-                {num('lora_dropout', { min: 0, max: 0.99, step: 0.05, decimalScale: 3 })}
-                <TextInput label={t('form.lora_target')} value={form.lora_target} onChange={(e) => update('lora_target', e.currentTarget.value)} error={err('lora_target')} data-testid="field-lora_target" />
-              </SimpleGrid>
-              <Group gap="lg">
-                <Checkbox label="DoRA" checked={form.use_dora} onChange={(e) => update('use_dora', e.currentTarget.checked)} error={err('use_dora')} data-testid="field-use_dora" />
-                <Checkbox label="rsLoRA" checked={form.use_rslora} onChange={(e) => update('use_rslora', e.currentTarget.checked)} error={err('use_rslora')} />
-                <Checkbox label={t('form.pissa')} checked={form.pissa_init} onChange={(e) => update('pissa_init', e.currentTarget.checked)} error={err('pissa_init')} />
-              </Group>
-            </>
-          )}
-          {form.finetuning_type === 'freeze' && (
+      <Section
+        deps={[...pick('name'), experimentId, experiments, onExperiment]}
+        render={() => (
+          <Fieldset legend={t('form.sectionRun')}>
             <SimpleGrid cols={{ base: 1, sm: 2 }}>
-              {num('freeze_trainable_layers')}
-              <TextInput label={t('form.freeze_trainable_modules')} value={form.freeze_trainable_modules} onChange={(e) => update('freeze_trainable_modules', e.currentTarget.value)} error={err('freeze_trainable_modules')} />
+              <TextInput label={t('form.name')} value={form.name} onChange={(e) => update('name', e.currentTarget.value)} error={err('name')} data-testid="field-name" />
+              <Select label={t('form.experiment')} data={experiments} value={experimentId} onChange={onExperiment} clearable placeholder={t('form.noExperiment')} error={err('experiment_id')} />
             </SimpleGrid>
-          )}
-        </Stack>
-      </Fieldset>
+          </Fieldset>
+        )}
+      />
 
-      <Fieldset legend={t('form.sectionData')}>
-        <Stack>
-          <MultiSelect
-            label={t('form.datasets')}
-            data={datasetChoices}
-            value={form.datasets}
-            onChange={(value) => update('datasets', value)}
-            searchable
-            required
-            error={err('datasets')}
-            nothingFoundMessage={t('datasets.none')}
-            data-testid="field-datasets"
-          />
-          {form.datasets.length > 0 && (
-            <Group gap="xs">
-              {form.datasets.map((name) => (
-                <Button key={name} size="compact-xs" variant="light" leftSection={<IconEye size={14} />} onClick={() => onPreviewDataset(name)} data-testid={`preview-dataset-${name}`}>
-                  {t('form.previewDataset', { name })}
-                </Button>
-              ))}
-            </Group>
-          )}
-          <SimpleGrid cols={{ base: 2, sm: 3 }}>
-            {num('cutoff_len', { min: 1 })}
-            {num('val_size', { min: 0, step: 0.05, decimalScale: 4 })}
-            {form.val_size > 0 && num('eval_steps', { min: 1 })}
-          </SimpleGrid>
-        </Stack>
-      </Fieldset>
+      <Section
+        deps={[...pick('model', 'template'), modelChoices]}
+        render={() => (
+          <Fieldset legend={t('form.sectionModel')}>
+            <SimpleGrid cols={{ base: 1, sm: 2 }}>
+              <Select
+                label={t('form.model')}
+                data={modelChoices}
+                value={form.model || null}
+                onChange={(value) => update('model', value ?? '')}
+                searchable
+                required
+                allowDeselect={false}
+                error={err('model')}
+                nothingFoundMessage={t('models.none')}
+                data-testid="field-model"
+              />
+              <Select
+                label={t('form.template')}
+                placeholder={t('form.templateDefault')}
+                data={TEMPLATE_OPTIONS}
+                value={form.template || null}
+                onChange={(value) => update('template', value ?? '')}
+                searchable
+                clearable
+                error={err('template')}
+                data-testid="field-template"
+              />
+            </SimpleGrid>
+          </Fieldset>
+        )}
+      />
 
-      <Fieldset legend={t('form.sectionTraining')}>
-        <SimpleGrid cols={{ base: 2, sm: 3 }}>
-          <ScientificInput label={t('form.learning_rate')} value={form.learning_rate} onChange={(v) => update('learning_rate', v)} error={err('learning_rate')} testId="field-learning_rate" />
-          {num('num_train_epochs', { min: 0, step: 1, decimalScale: 2 })}
-          {num('max_steps', { min: -1 })}
-          {num('per_device_train_batch_size', { min: 1 })}
-          {num('gradient_accumulation_steps', { min: 1 })}
-          <Select
-            label={t('form.lr_scheduler_type')}
-            data={enumValues('lr_scheduler_type')}
-            value={form.lr_scheduler_type}
-            onChange={(value) => value && update('lr_scheduler_type', value)}
-            allowDeselect={false}
-            error={err('lr_scheduler_type')}
-          />
-          {num('warmup_ratio', { min: 0, max: 1, step: 0.05, decimalScale: 3 })}
-          <Select
-            label={t('form.compute_type')}
-            data={[
-              { value: 'bf16', label: 'bf16' },
-              { value: 'fp16', label: 'fp16' },
-              { value: 'fp32', label: 'fp32' },
-            ]}
-            value={form.compute_type}
-            onChange={(value) => value && update('compute_type', value as RunForm['compute_type'])}
-            allowDeselect={false}
-            error={err('compute_type')}
-          />
-          {num('gpus', { min: 0, max: 64, label: t('form.gpus') })}
-        </SimpleGrid>
-        <Text size="xs" c="dimmed" mt={4}>
-          {t('form.gpusHint')}
-        </Text>
-      </Fieldset>
-
-      <Accordion variant="separated" defaultValue={null}>
-        <Accordion.Item value="advanced">
-          <Accordion.Control data-testid="advanced-toggle">{t('form.sectionAdvanced')}</Accordion.Control>
-          <Accordion.Panel>
+      <Section
+        deps={pick('stage', 'quantization_bit', 'finetuning_type', 'lora_rank', 'lora_alpha', 'lora_dropout', 'lora_target', 'use_dora', 'use_rslora', 'pissa_init', 'freeze_trainable_layers', 'freeze_trainable_modules')}
+        render={() => (
+          <Fieldset legend={t('form.sectionMethod')}>
             <Stack>
-              <SimpleGrid cols={{ base: 2, sm: 3 }}>
-                <Autocomplete label={t('form.optim')} data={OPTIMIZERS} value={form.optim} onChange={(value) => update('optim', value)} error={err('optim')} />
-                {num('neftune_noise_alpha', { min: 0, nullable: true, step: 1, decimalScale: 3 })}
-                {num('loraplus_lr_ratio', { min: 0, nullable: true, step: 1, decimalScale: 3 })}
-                {num('logging_steps', { min: 1 })}
-                {num('save_steps', { min: 1 })}
+              <SimpleGrid cols={{ base: 1, sm: 2 }}>
+                <Select
+                  label={t('form.stage')}
+                  data={STAGES.map((stage) => ({
+                    value: stage,
+                    label: `${t(`stages.${stage}`)}${TRAINED_STAGES.includes(stage) ? '' : ` — ${t('form.notYet')}`}`,
+                    disabled: !TRAINED_STAGES.includes(stage),
+                  }))}
+                  value={form.stage}
+                  onChange={(value) => value && update('stage', value)}
+                  allowDeselect={false}
+                  error={err('stage')}
+                  data-testid="field-stage"
+                />
+                <Select
+                  label={t('form.quantization')}
+                  description={unsupported('quantization_bit') ? t('form.unsupportedYet') : t('form.quantizationHint')}
+                  data={[
+                    { value: '', label: t('form.none') },
+                    { value: '8', label: '8-bit', disabled: unsupported('quantization_bit') },
+                    { value: '4', label: `4-bit (QLoRA)`, disabled: unsupported('quantization_bit') },
+                  ]}
+                  value={form.quantization_bit}
+                  onChange={(value) => update('quantization_bit', value ?? '')}
+                  allowDeselect={false}
+                  error={err('quantization_bit')}
+                  data-testid="field-quantization_bit"
+                />
               </SimpleGrid>
-              <Switch label={t('form.packing')} checked={form.packing} onChange={(e) => update('packing', e.currentTarget.checked)} error={err('packing')} data-testid="field-packing" />
-              {PREFERENCE_STAGES.includes(form.stage) && (
-                <Fieldset legend={t('form.sectionRlhf')}>
-                  <SimpleGrid cols={{ base: 2, sm: 3 }}>
-                    {num('pref_beta', { min: 0, step: 0.05, decimalScale: 3 })}
-                    <Select label={t('form.pref_loss')} data={enumValues('pref_loss')} value={form.pref_loss} onChange={(value) => value && update('pref_loss', value)} allowDeselect={false} />
-                    {num('pref_ftx', { min: 0, step: 0.1, decimalScale: 3 })}
+              <Stack gap={4}>
+                <Text size="sm" fw={500}>
+                  {t('form.finetuning_type')}
+                </Text>
+                <SegmentedControl
+                  data={[
+                    { value: 'lora', label: 'LoRA' },
+                    { value: 'freeze', label: t('form.freeze') },
+                    { value: 'full', label: t('form.full') },
+                  ]}
+                  value={form.finetuning_type}
+                  onChange={(value) => update('finetuning_type', value as RunForm['finetuning_type'])}
+                  data-testid="field-finetuning_type"
+                />
+                {err('finetuning_type') && <Text c="red" size="xs">{err('finetuning_type')}</Text>}
+              </Stack>
+              {form.finetuning_type === 'lora' && (
+                <>
+                  <SimpleGrid cols={{ base: 2, sm: 4 }}>
+                    {num('lora_rank', { min: 1 })}
+                    {num('lora_alpha', { min: 1, nullable: true })}
+                    {num('lora_dropout', { min: 0, max: 0.99, step: 0.05, decimalScale: 3 })}
+                    <TextInput label={t('form.lora_target')} value={form.lora_target} onChange={(e) => update('lora_target', e.currentTarget.value)} error={err('lora_target')} data-testid="field-lora_target" />
                   </SimpleGrid>
-                </Fieldset>
+                  <Group gap="lg">
+                    <Checkbox label="DoRA" checked={form.use_dora} onChange={(e) => update('use_dora', e.currentTarget.checked)} error={err('use_dora')} data-testid="field-use_dora" />
+                    <Checkbox label="rsLoRA" checked={form.use_rslora} onChange={(e) => update('use_rslora', e.currentTarget.checked)} error={err('use_rslora')} />
+                    <Checkbox label={t('form.pissa')} checked={form.pissa_init} onChange={(e) => update('pissa_init', e.currentTarget.checked)} error={err('pissa_init')} />
+                  </Group>
+                </>
               )}
-              {form.stage === 'ppo' && (
-                <Fieldset legend={t('form.sectionRlhf')}>
-                  <SimpleGrid cols={{ base: 1, sm: 2 }}>
-                    <TextInput label={t('form.reward_model')} value={form.reward_model} onChange={(e) => update('reward_model', e.currentTarget.value)} error={err('reward_model')} />
-                    {num('ppo_epochs', { min: 1 })}
-                  </SimpleGrid>
-                </Fieldset>
+              {form.finetuning_type === 'freeze' && (
+                <SimpleGrid cols={{ base: 1, sm: 2 }}>
+                  {num('freeze_trainable_layers')}
+                  <TextInput label={t('form.freeze_trainable_modules')} value={form.freeze_trainable_modules} onChange={(e) => update('freeze_trainable_modules', e.currentTarget.value)} error={err('freeze_trainable_modules')} />
+                </SimpleGrid>
               )}
             </Stack>
-          </Accordion.Panel>
-        </Accordion.Item>
-      </Accordion>
+          </Fieldset>
+        )}
+      />
+
+      <Section
+        deps={[...pick('datasets', 'cutoff_len', 'val_size', 'eval_steps'), datasetChoices, onPreviewDataset]}
+        render={() => (
+          <Fieldset legend={t('form.sectionData')}>
+            <Stack>
+              <MultiSelect
+                label={t('form.datasets')}
+                data={datasetChoices}
+                value={form.datasets}
+                onChange={(value) => update('datasets', value)}
+                searchable
+                required
+                error={err('datasets')}
+                nothingFoundMessage={t('datasets.none')}
+                data-testid="field-datasets"
+              />
+              {form.datasets.length > 0 && (
+                <Group gap="xs">
+                  {form.datasets.map((name) => (
+                    <Button key={name} size="compact-xs" variant="light" leftSection={<IconEye size={14} />} onClick={() => onPreviewDataset(name)} data-testid={`preview-dataset-${name}`}>
+                      {t('form.previewDataset', { name })}
+                    </Button>
+                  ))}
+                </Group>
+              )}
+              <SimpleGrid cols={{ base: 2, sm: 3 }}>
+                {num('cutoff_len', { min: 1 })}
+                {num('val_size', { min: 0, step: 0.05, decimalScale: 4 })}
+                {form.val_size > 0 && num('eval_steps', { min: 1 })}
+              </SimpleGrid>
+            </Stack>
+          </Fieldset>
+        )}
+      />
+
+      <Section
+        deps={pick('learning_rate', 'num_train_epochs', 'max_steps', 'per_device_train_batch_size', 'gradient_accumulation_steps', 'lr_scheduler_type', 'warmup_ratio', 'compute_type', 'gpus')}
+        render={() => (
+          <Fieldset legend={t('form.sectionTraining')}>
+            <SimpleGrid cols={{ base: 2, sm: 3 }}>
+              <ScientificInput label={t('form.learning_rate')} value={form.learning_rate} onChange={(v) => update('learning_rate', v)} error={err('learning_rate')} testId="field-learning_rate" />
+              {num('num_train_epochs', { min: 0, step: 1, decimalScale: 2 })}
+              {num('max_steps', { min: -1 })}
+              {num('per_device_train_batch_size', { min: 1 })}
+              {num('gradient_accumulation_steps', { min: 1 })}
+              <Select
+                label={t('form.lr_scheduler_type')}
+                data={enumValues('lr_scheduler_type')}
+                value={form.lr_scheduler_type}
+                onChange={(value) => value && update('lr_scheduler_type', value)}
+                allowDeselect={false}
+                error={err('lr_scheduler_type')}
+              />
+              {num('warmup_ratio', { min: 0, max: 1, step: 0.05, decimalScale: 3 })}
+              <Select
+                label={t('form.compute_type')}
+                data={[
+                  { value: 'bf16', label: 'bf16' },
+                  { value: 'fp16', label: 'fp16' },
+                  { value: 'fp32', label: 'fp32' },
+                ]}
+                value={form.compute_type}
+                onChange={(value) => value && update('compute_type', value as RunForm['compute_type'])}
+                allowDeselect={false}
+                error={err('compute_type')}
+              />
+              {num('gpus', { min: 0, max: 64, label: t('form.gpus') })}
+            </SimpleGrid>
+            <Text size="xs" c="dimmed" mt={4}>
+              {t('form.gpusHint')}
+            </Text>
+          </Fieldset>
+        )}
+      />
+
+      <Section
+        deps={pick('optim', 'neftune_noise_alpha', 'loraplus_lr_ratio', 'logging_steps', 'save_steps', 'packing', 'stage', 'pref_beta', 'pref_loss', 'pref_ftx', 'reward_model', 'ppo_epochs')}
+        render={() => (
+          <Accordion variant="separated" defaultValue={null}>
+            <Accordion.Item value="advanced">
+              <Accordion.Control data-testid="advanced-toggle">{t('form.sectionAdvanced')}</Accordion.Control>
+              <Accordion.Panel>
+                <Stack>
+                  <SimpleGrid cols={{ base: 2, sm: 3 }}>
+                    <Autocomplete label={t('form.optim')} data={OPTIMIZERS} value={form.optim} onChange={(value) => update('optim', value)} error={err('optim')} />
+                    {num('neftune_noise_alpha', { min: 0, nullable: true, step: 1, decimalScale: 3 })}
+                    {num('loraplus_lr_ratio', { min: 0, nullable: true, step: 1, decimalScale: 3 })}
+                    {num('logging_steps', { min: 1 })}
+                    {num('save_steps', { min: 1 })}
+                  </SimpleGrid>
+                  <Switch label={t('form.packing')} checked={form.packing} onChange={(e) => update('packing', e.currentTarget.checked)} error={err('packing')} data-testid="field-packing" />
+                  {PREFERENCE_STAGES.includes(form.stage) && (
+                    <Fieldset legend={t('form.sectionRlhf')}>
+                      <SimpleGrid cols={{ base: 2, sm: 3 }}>
+                        {num('pref_beta', { min: 0, step: 0.05, decimalScale: 3 })}
+                        <Select label={t('form.pref_loss')} data={enumValues('pref_loss')} value={form.pref_loss} onChange={(value) => value && update('pref_loss', value)} allowDeselect={false} />
+                        {num('pref_ftx', { min: 0, step: 0.1, decimalScale: 3 })}
+                      </SimpleGrid>
+                    </Fieldset>
+                  )}
+                  {form.stage === 'ppo' && (
+                    <Fieldset legend={t('form.sectionRlhf')}>
+                      <SimpleGrid cols={{ base: 1, sm: 2 }}>
+                        <TextInput label={t('form.reward_model')} value={form.reward_model} onChange={(e) => update('reward_model', e.currentTarget.value)} error={err('reward_model')} />
+                        {num('ppo_epochs', { min: 1 })}
+                      </SimpleGrid>
+                    </Fieldset>
+                  )}
+                </Stack>
+              </Accordion.Panel>
+            </Accordion.Item>
+          </Accordion>
+        )}
+      />
 
       {Object.keys(form.extra).length > 0 && (
         <Fieldset legend={t('form.sectionExtra')} data-testid="extra-keys">

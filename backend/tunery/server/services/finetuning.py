@@ -32,6 +32,12 @@ CHECKPOINT_PREFIX = "ftckpt-"
 BASE_LEARNING_RATE = 1e-4
 SIDECAR = "openai.json"
 METHOD_STAGES = {"supervised": "sft", "dpo": "dpo"}
+#: platform status events in OpenAI's words
+STATUS_MESSAGES = {
+    "succeeded": "The job has successfully completed",
+    "cancelled": "The job was cancelled",
+    "failed": "The job failed",
+}
 
 
 class Hyperparameters(BaseModel):
@@ -264,16 +270,17 @@ def event_message(event: JobEvent) -> tuple[str, str, dict[str, Any] | None, str
             "message",
         )
     if kind == "finished":
-        if payload.get("outcome") == "succeeded":
-            return "info", "The job has successfully completed", None, "message"
-        return "info", "The job was cancelled", None, "message"
+        return "info", f"Training {payload.get('outcome')} at step {payload.get('step')}", None, "message"
     if kind == "failed":
         return "error", f"The job failed: {payload.get('message')}", {"code": payload.get("code")}, "message"
     if kind == "log":
         level = payload.get("level", "info")
         return ("warn" if level == "warning" else level), str(payload.get("message", "")), None, "message"
-    message = payload.get("message") or payload.get("status") or kind
-    return ("error" if payload.get("status") == "failed" else "info"), str(message), None, "message"
+    status = payload.get("status")
+    if kind == "status" and status in STATUS_MESSAGES:
+        detail = f": {payload['message']}" if status == "failed" and payload.get("message") else ""
+        return ("error" if status == "failed" else "info"), STATUS_MESSAGES[status] + detail, None, "message"
+    return "info", str(payload.get("message") or status or kind), None, "message"
 
 
 def event_objects(session: Session, job: Job, after: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
@@ -307,6 +314,7 @@ def event_objects(session: Session, job: Job, after: str | None, limit: int) -> 
 def checkpoint_objects(
     session: Session, settings: Settings, job: Job, after: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], bool]:
+    """Newest first; ``after`` is a checkpoint id from an earlier page."""
     project = session.get(Project, job.project_id)
     assert project is not None
     query = select(Checkpoint).where(Checkpoint.job_id == job.id, Checkpoint.deleted.is_(False))
@@ -316,17 +324,16 @@ def checkpoint_objects(
             raise InvalidError("after is not a checkpoint id of this job")
         query = query.where(Checkpoint.step < anchor.step)
     rows = list(session.scalars(query.order_by(Checkpoint.step.desc()).limit(limit + 1)))
+    steps = [checkpoint.step for checkpoint in rows]
     metrics = {
         row.step: row.values
-        for row in session.scalars(
-            select(Metric).where(Metric.job_id == job.id, Metric.step.in_([c.step for c in rows]))
-        )
+        for row in session.scalars(select(Metric).where(Metric.job_id == job.id, Metric.step.in_(steps)))
     }
     base = served_models.base_name(session, job)
     objects = []
     for row in rows[:limit]:
-        values = metrics.get(row.step, {})
-        loss = values.get("loss", values.get("train_loss"))
+        values = dict(metrics.get(row.step, {}))
+        loss = values.pop("loss", values.get("train_loss"))
         objects.append(
             {
                 "object": "fine_tuning.job.checkpoint",
@@ -334,7 +341,7 @@ def checkpoint_objects(
                 "created_at": _seconds(row.created_at),
                 "fine_tuned_model_checkpoint": str(served_models.FineTuneId(base, project.slug, job.id, row.step)),
                 "fine_tuning_job_id": f"{JOB_PREFIX}{job.id}",
-                "metrics": {"step": row.step, "train_loss": loss, **{k: v for k, v in values.items() if k != "loss"}},
+                "metrics": {"step": row.step, **values, "train_loss": loss},
                 "step_number": row.step,
             }
         )
