@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test install lint typecheck unit services bench clean
+.PHONY: up dashboard quickstart test install lint typecheck unit services bench clean
 
 $(STAMP): backend/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,8 +19,33 @@ $(STAMP): backend/pyproject.toml
 
 install: $(STAMP)
 
-## make up: install, then run the quick-start training on the demo data with a tiny local model.
-up: install
+# `make up` settings: where `tunery up` listens and keeps its data (TUNERY_HOME, default .tunery).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+TUNERY_HOME ?= .tunery
+# The dashboard is built only when frontend/ has a `build` script and npm is installed.
+DASHBOARD := $(shell test -f frontend/package.json && grep -q '"build"' frontend/package.json \
+	&& command -v npm >/dev/null && echo frontend/dist/index.html)
+DASHBOARD_SRC := $(wildcard frontend/package.json frontend/index.html frontend/vite.config.ts frontend/tsconfig*.json) \
+	$(shell test -d frontend && find frontend/src frontend/public -type f 2>/dev/null)
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci
+
+frontend/dist/index.html: frontend/node_modules/.package-lock.json $(DASHBOARD_SRC)
+	cd frontend && npm run build
+
+dashboard: $(DASHBOARD)
+
+## make up: install, build the dashboard, then run the service (API + dashboard, worker, scheduler) until Ctrl-C.
+up: install dashboard
+	@test -n "$(DASHBOARD)" || echo "note: dashboard not built (needs npm and frontend/package.json); the API still runs"
+	@echo "Tunery will listen on http://$(HOST):$(PORT); admin login admin@tunery.local, first-start password in" \
+		"$(abspath $(TUNERY_HOME))/initial_admin_password (also printed once below on the first start)"
+	TUNERY_HOME=$(TUNERY_HOME) $(BIN)/tunery up --host $(HOST) --port $(PORT)
+
+## make quickstart: LoRA-tune the demo model on the demo data from the command line (no service).
+quickstart: install
 	$(BIN)/python -m tunery.cli.main quickstart
 
 lint: install

@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BENCH, LF_CLI, OUT, ROOT, bench_env, ensure_lf, ensure_model, machine_info  # noqa: E402
+from harness import BENCH, LF_CLI, OUT, ROOT, bench_env, ensure_lf, ensure_model, machine_info
 
 TUNERY_PY = ROOT / ".venv" / "bin" / "python"
 VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
@@ -161,7 +161,9 @@ def run_side(side: str, job: Path, args: argparse.Namespace, tokenizer: Any, scr
     env["PYTHONPATH"] = str(ROOT / "backend")
     log = (OUT / f"serve-{side}.log").open("wb")
     started = time.perf_counter()
-    process = subprocess.Popen(command(side, job), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command(side, job), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     result = SideResult(side, args.clients, args.requests)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -185,14 +187,14 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def render(results: list[SideResult], args: argparse.Namespace, info: dict[str, Any]) -> str:
     lf = next((r for r in results if r.side == "lf" and r.tokens_per_second), None)
     lines = [
         "",
-        f"## Serving: 8 concurrent streaming clients ({dt.date.today().isoformat()})",
+        f"## Serving: {args.clients} concurrent streaming clients ({dt.date.today().isoformat()})",
         "",
         f"`bench/serve_bench.py`: {args.clients} clients × {args.requests} streaming chat requests each, greedy, "
         f"`max_tokens` {args.max_tokens}, tiny Llama (2 layers, hidden 64, vocab 2048, float32, template "
@@ -200,6 +202,8 @@ def render(results: list[SideResult], args: argparse.Namespace, info: dict[str, 
         "(continuous batching in the hf engine; vLLM's server for the vllm engine), LLaMA-Factory via "
         "`llamafactory-cli api` (huggingface backend). Tokens: each streamed answer re-tokenized with the model's "
         f"tokenizer. Threads per process: {args.threads or 'torch default'}.",
+        "",
+        f"Command: `.venv/bin/python bench/serve_bench.py {' '.join(sys.argv[1:])}`".replace(" `", "`"),
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory']}; load average before: "
         f"{info['load_before']}, after: {[round(x, 2) for x in os.getloadavg()]}.",

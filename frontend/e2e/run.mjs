@@ -258,6 +258,18 @@ async function main() {
       await shot('07-dataset-report-errors');
     });
 
+    await step('datasets: register an entry of an uploaded dataset_info.json', async () => {
+      await nav('nav-datasets');
+      await page.getByTestId('dataset-add').click();
+      await page.getByTestId('dataset-name').fill(`alpaca-zh-${STAMP}`);
+      await page.locator('input[type=file]').setInputFiles([join(DEMO, 'dataset_info.json'), join(DEMO, 'alpaca_zh_demo.json')]);
+      await page.getByTestId('dataset-entry-name').click();
+      await page.getByRole('option', { name: 'alpaca_zh_demo', exact: true }).click();
+      await shot('07b-dataset-info-upload', false);
+      await page.getByTestId('dataset-upload').click();
+      await page.getByTestId('validation-report').getByText('Valid').first().waitFor({ timeout: 60_000 });
+    });
+
     await step('datasets: preview with the template (trained vs masked spans, histogram)', async () => {
       await nav('nav-datasets');
       await page.getByTestId('datasets-table').getByText(datasetName).click();
@@ -326,6 +338,13 @@ async function main() {
         await fillRun(`e2e main ${STAMP}`, { maxSteps: 120 });
         await page.getByTestId('spec-yaml').getByText('use_cpu: true').waitFor();
         await shot('10-new-run');
+        // the chosen dataset previewed with the form's model, template and cutoff
+        await page.getByTestId(`preview-dataset-${datasetName}`).click();
+        await page.getByTestId('preview-run').click();
+        await page.getByTestId('preview-result').waitFor({ timeout: 180_000 });
+        await shot('10b-new-run-dataset-preview', false);
+        await page.keyboard.press('Escape');
+        await page.getByTestId('preview-result').waitFor({ state: 'detached' });
         await page.getByTestId('submit-run').click();
         await page.waitForURL(/\/runs\/[0-9a-f-]+$/, { timeout: 30_000 });
         mainRun = page.url().split('/').pop();
@@ -432,6 +451,7 @@ async function main() {
         await shot('23-run-zh');
       }
       await nav('nav-runsnew');
+      await page.getByTestId('submit-run').waitFor();
       await shot('24-new-run-zh');
       await page.getByTestId('language-switch').first().click();
       await page.getByRole('option', { name: 'English' }).click();

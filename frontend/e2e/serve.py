@@ -19,7 +19,7 @@ DIST = Path(__file__).resolve().parent.parent / "dist"
 
 
 def app() -> FastAPI:
-    application = create_app()
+    application: FastAPI = create_app()
     if not any(getattr(route, "name", "") == "dashboard" for route in application.routes):
         mount_dashboard(application, DIST)
     return application

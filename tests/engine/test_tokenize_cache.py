@@ -16,7 +16,7 @@ from tests.engine.tokenize_support import load_tokenizer
 from tunery.engine.templates import get_template
 from tunery.engine.tokenize import TrainingData, build_training_data, supervised
 from tunery.engine.tokenize.cache import TokenCache
-from tunery.engine.tokenize.text import encode_texts
+from tunery.engine.tokenize.text import TokenPool, encode_pool
 
 
 @pytest.fixture
@@ -24,11 +24,11 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Number of texts sent to the tokenizer, one entry per call."""
     counted: list[int] = []
 
-    def counting(tokenizer: Any, texts: Any) -> list[list[int]]:
+    def counting(tokenizer: Any, texts: Any) -> TokenPool:
         counted.append(len(texts))
-        return encode_texts(tokenizer, texts)
+        return encode_pool(tokenizer, texts)
 
-    monkeypatch.setattr(supervised, "encode_texts", counting)
+    monkeypatch.setattr(supervised, "encode_pool", counting)
     return counted
 
 

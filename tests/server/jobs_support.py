@@ -37,7 +37,10 @@ class Catalog:
         self.database = database
         self.settings = settings
 
-    def model(self, project_id: str, name: str, path: str = "/models/tiny-llama", template: str | None = None) -> str:
+    def model(
+        self, project_id: str | None, name: str, path: str = "/models/tiny-llama", template: str | None = None
+    ) -> str:
+        """A registered model; ``project_id`` None: shared with every project."""
         with self.database.session() as session:
             model = RegisteredModel(project_id=project_id, name=name, path_or_hub_id=path, template=template)
             session.add(model)

@@ -7,7 +7,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tunery.server.api.app import create_app
 from tunery.server.api.static import _inside, mount_dashboard
+from tunery.server.config import Settings
 
 
 def _app(dist: Path) -> TestClient:
@@ -71,3 +73,13 @@ def test_not_built_says_how_to_build(tmp_path: Path) -> None:
     answer = client.get("/")
     assert answer.status_code == 404 and "npm run build" in answer.text
     assert client.get("/api/health").status_code == 200
+
+
+def test_the_service_app_serves_the_configured_dashboard(settings: Settings, tmp_path: Path) -> None:
+    app = create_app(settings.model_copy(update={"dashboard_dir": _dist(tmp_path)}))
+    with TestClient(app) as client:
+        assert "id=root" in client.get("/runs/anything").text
+        assert client.get("/api/health").json() == {"status": "ok"}
+        assert client.get("/api/jobs").status_code == 401  # API routes come first
+        assert client.get("/api/no-such-thing").json() == {"detail": "Not Found"}
+        assert client.get("/openapi.json").json()["info"]["title"] == "Tunery"

@@ -119,6 +119,21 @@ def test_create_from_json(client: TestClient, world: Catalog, registered: Projec
     assert stored["training"]["output_dir"].endswith(f"jobs/{job['id']}/output")
 
 
+def test_shared_models_are_usable_and_a_project_model_of_the_same_name_wins(
+    client: TestClient, world: Catalog, registered: ProjectHandle, enqueued: list[str]
+) -> None:
+    world.model(None, "shared-base", path="/models/shared", template="chatml")
+    response = create(client, registered, spec(model={"model_name_or_path": "shared-base"}))
+    assert response.status_code == 201, response.text
+    job = client.get(f"/api/jobs/{response.json()['id']}", headers=registered.owner.headers).json()
+    assert (job["spec"]["model"]["model_name_or_path"], job["spec"]["data"]["template"]) == ("/models/shared", "chatml")
+
+    world.model(None, "tiny", path="/models/shared-tiny")  # the project's own "tiny" is used, not this one
+    job_id = create(client, registered, spec()).json()["id"]
+    job = client.get(f"/api/jobs/{job_id}", headers=registered.owner.headers).json()
+    assert job["spec"]["model"]["model_name_or_path"] == "/models/tiny-llama"
+
+
 def test_create_from_llamafactory_yaml(
     client: TestClient, world: Catalog, factory: Factory, enqueued: list[str]
 ) -> None:

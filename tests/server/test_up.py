@@ -90,6 +90,7 @@ def env(home: Path, tiny_llama: Path) -> dict[str, str]:
         TUNERY_LEASE_SECONDS="6",
         TUNERY_WORKER_POLL_SECONDS="0.2",
         TUNERY_REAPER_INTERVAL_SECONDS="2",
+        TUNERY_DEMO="0",  # no demo data or model conversion (test_up_first_start covers them)
         PYTHONPATH=str(ROOT),
     )
     return env

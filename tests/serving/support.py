@@ -22,10 +22,14 @@ from tunery.server.db.session import Database
 
 
 def serving_app(settings: Settings) -> FastAPI:
-    """create_app with the serving routers included, as the lead wires them."""
+    """create_app with the serving routers included, as the lead wires them: before the dashboard's
+    catch-all GET route, which must stay last."""
     app = create_app(settings)
     for router in OPENAI_ROUTERS:
         app.include_router(router)
+    routes = app.router.routes
+    catch_all = [route for route in routes if getattr(route, "path", None) == "/{path:path}"]
+    routes[:] = [route for route in routes if route not in catch_all] + catch_all
     return app
 
 

@@ -95,7 +95,9 @@ def test_chat_whole_and_streamed_give_the_same_greedy_answer(client: TestClient,
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
 
     request = {"model": "tiny", "messages": [{"role": "user", "content": "Hello, who are you?"}], **GREEDY}
-    chunks = stream_chunks(client, world.key_a, "/v1/chat/completions", {**request, "stream_options": {"include_usage": True}})
+    chunks = stream_chunks(
+        client, world.key_a, "/v1/chat/completions", {**request, "stream_options": {"include_usage": True}}
+    )
     assert chunks[-1] == "[DONE]"
     usage_chunk = chunks[-2]
     assert usage_chunk["choices"] == [] and usage_chunk["usage"] == body["usage"]
@@ -155,7 +157,7 @@ def test_adapters_of_one_base_share_one_engine(client: TestClient, world: World)
     answers = {model: chat(client, world.key_a, model).json() for model in ("tiny", *world.ft)}
     texts = {model: body["choices"][0]["message"]["content"] for model, body in answers.items()}
     assert len(set(texts.values())) == 3, texts
-    manager: EngineManager = client.app.state.serving_manager  # type: ignore[attr-defined]
+    manager: EngineManager = client.app.state.serving_manager
     assert len(manager.slots) == 1
     (slot,) = manager.slots.values()
     assert slot.kind == "hf" and len(slot.adapters) == 2
@@ -163,7 +165,7 @@ def test_adapters_of_one_base_share_one_engine(client: TestClient, world: World)
 
 
 def test_deployments_keep_engines_warm_and_idle_ones_stop(client: TestClient, world: World) -> None:
-    manager: EngineManager = client.app.state.serving_manager  # type: ignore[attr-defined]
+    manager: EngineManager = client.app.state.serving_manager
     created = client.post("/api/deployments", json={"model": world.ft[0]}, headers=world.key_a)
     assert created.status_code == 201, created.text
     deployment = created.json()
@@ -173,12 +175,12 @@ def test_deployments_keep_engines_warm_and_idle_ones_stop(client: TestClient, wo
     assert client.delete(f"/api/deployments/{deployment['id']}", headers=world.key_b).status_code == 404
 
     manager.config = ServingConfig(engine="hf", idle_seconds=0)
-    client.portal.call(manager.reap_idle)  # type: ignore[union-attr]
+    client.portal.call(manager.reap_idle)
     assert len(manager.slots) == 1, "a deployed model's engine is not stopped when idle"
     assert client.delete(f"/api/deployments/{deployment['id']}", headers=world.key_a).status_code == 204
     assert manager.slots == {} and client.get("/api/deployments", headers=world.key_a).json() == []
 
     chat(client, world.key_a, "tiny")
     assert len(manager.slots) == 1
-    assert client.portal.call(manager.reap_idle) == [world.tiny]  # type: ignore[union-attr]
+    assert client.portal.call(manager.reap_idle) == [world.tiny]
     assert manager.slots == {}

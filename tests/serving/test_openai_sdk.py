@@ -34,8 +34,15 @@ HELLO_ANSWER = "Hello there!"
 
 def training_rows() -> bytes:
     hello = {"messages": [*HELLO, {"role": "assistant", "content": HELLO_ANSWER}]}
-    call = {"id": "call_1", "type": "function", "function": {**WEATHER_CALL, "arguments": json.dumps(WEATHER_CALL["arguments"])}}
-    tool = {"messages": [{"role": "user", "content": WEATHER_QUESTION}, {"role": "assistant", "tool_calls": [call]}], "tools": [WEATHER_TOOL]}
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {**WEATHER_CALL, "arguments": json.dumps(WEATHER_CALL["arguments"])},
+    }
+    tool = {
+        "messages": [{"role": "user", "content": WEATHER_QUESTION}, {"role": "assistant", "tool_calls": [call]}],
+        "tools": [WEATHER_TOOL],
+    }
     return "".join(json.dumps(row) + "\n" for row in [hello, tool] * 4).encode()
 
 
@@ -78,10 +85,14 @@ def test_fine_tune_and_chat_with_the_openai_sdk(stack: Stack, tiny_llama: Path, 
 
         # files: bad rows are refused with row and field, good files stored and readable
         with pytest.raises(openai.BadRequestError) as refused:
-            client.files.create(file=("bad.jsonl", b'{"messages": [{"role": "user", "content": "hi"}]}\n{"oops"\n'), purpose="fine-tune")
+            client.files.create(
+                file=("bad.jsonl", b'{"messages": [{"role": "user", "content": "hi"}]}\n{"oops"\n'), purpose="fine-tune"
+            )
         assert "row 2" in refused.value.message
         uploaded = client.files.create(file=("train.jsonl", training_rows()), purpose="fine-tune")
-        assert uploaded.purpose == "fine-tune" and uploaded.filename == "train.jsonl" and uploaded.id.startswith("file-")
+        assert (
+            uploaded.purpose == "fine-tune" and uploaded.filename == "train.jsonl" and uploaded.id.startswith("file-")
+        )
         assert [f.id for f in client.files.list()] == [uploaded.id]
         assert client.files.content(uploaded.id).read() == training_rows()
         with pytest.raises(openai.NotFoundError):
@@ -113,7 +124,9 @@ def test_fine_tune_and_chat_with_the_openai_sdk(stack: Stack, tiny_llama: Path, 
         events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
         messages = [event.message for event in events]
         assert messages[0] == "The job has successfully completed"
-        assert any(event.type == "metrics" and event.data and event.data.get("train_loss") is not None for event in events)
+        assert any(
+            event.type == "metrics" and event.data and event.data.get("train_loss") is not None for event in events
+        )
         checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job.id))
         assert checkpoints and all(c.fine_tuning_job_id == job.id for c in checkpoints)
         steps = [c.step_number for c in checkpoints]
@@ -122,27 +135,36 @@ def test_fine_tune_and_chat_with_the_openai_sdk(stack: Stack, tiny_llama: Path, 
         assert done.fine_tuned_model in models and checkpoints[0].fine_tuned_model_checkpoint in models
         assert done.fine_tuned_model not in {model.id for model in outsider.models.list()}
         with pytest.raises(openai.NotFoundError):
-            outsider.chat.completions.create(model=done.fine_tuned_model, messages=HELLO)  # type: ignore[arg-type]
+            outsider.chat.completions.create(model=done.fine_tuned_model, messages=HELLO)
         with pytest.raises(openai.ConflictError):
             client.fine_tuning.jobs.cancel(job.id)
 
         # the fine-tune answers as it was trained, whole and streamed, at once
-        answer = client.chat.completions.create(model=done.fine_tuned_model, messages=HELLO, temperature=0, max_tokens=10)  # type: ignore[arg-type]
+        answer = client.chat.completions.create(
+            model=done.fine_tuned_model, messages=HELLO, temperature=0, max_tokens=10
+        )
         assert answer.choices[0].message.content == HELLO_ANSWER and answer.choices[0].finish_reason == "stop"
-        base = client.chat.completions.create(model="tiny", messages=HELLO, temperature=0, max_tokens=10)  # type: ignore[arg-type]
+        base = client.chat.completions.create(model="tiny", messages=HELLO, temperature=0, max_tokens=10)
         assert base.choices[0].message.content != HELLO_ANSWER
         stream = client.chat.completions.create(
-            model=done.fine_tuned_model, messages=HELLO, temperature=0, max_tokens=10, stream=True,  # type: ignore[arg-type]
+            model=done.fine_tuned_model,
+            messages=HELLO,
+            temperature=0,
+            max_tokens=10,
+            stream=True,
             stream_options={"include_usage": True},
         )
         chunks = list(stream)
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == HELLO_ANSWER
-        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == answer.usage.completion_tokens  # type: ignore[union-attr]
+        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == answer.usage.completion_tokens
 
         # tools: the fine-tune takes them in its template; a model that calls tools gets its calls parsed
         with_tools = client.chat.completions.create(
-            model=done.fine_tuned_model, messages=[{"role": "user", "content": WEATHER_QUESTION}],
-            tools=[WEATHER_TOOL], temperature=0, max_tokens=40,  # type: ignore[list-item]
+            model=done.fine_tuned_model,
+            messages=[{"role": "user", "content": WEATHER_QUESTION}],
+            tools=[WEATHER_TOOL],
+            temperature=0,
+            max_tokens=40,
         )
         assert with_tools.choices[0].finish_reason in ("stop", "length", "tool_calls")
         for streamed in (False, True):
@@ -164,7 +186,7 @@ def tool_call(client: OpenAI, streamed: bool) -> tuple[str, dict[str, Any]]:
         assert choice.finish_reason == "tool_calls" and choice.message.content is None
         (call,) = choice.message.tool_calls or []
         assert call.id.startswith("call_") and call.type == "function"
-        return call.function.name, json.loads(call.function.arguments)  # type: ignore[union-attr]
+        return call.function.name, json.loads(call.function.arguments)
     chunks = list(client.chat.completions.create(**request, stream=True))
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
     assert not "".join(c.choices[0].delta.content or "" for c in chunks)

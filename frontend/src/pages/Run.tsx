@@ -285,7 +285,7 @@ export function Run() {
                   key={chart.key}
                   title={t(chart.title)}
                   testId={`chart-${chart.key}`}
-                  smoothing={chart.key === 'lr' ? 0 : smoothing}
+                  smoothing={chart.key === 'loss' || chart.key === 'grad_norm' ? smoothing : 0}
                   series={[{ key: chart.key, name: t(chart.title), points: points.map((p) => ({ step: p.step, value: p[chart.key] })) }]}
                   emptyText={t('run.noData')}
                 />

@@ -1,5 +1,5 @@
 import '@testing-library/jest-dom/vitest';
-import { cleanup } from '@testing-library/react';
+import { cleanup, configure } from '@testing-library/react';
 import { afterEach } from 'vitest';
 
 // jsdom lacks these browser APIs that Mantine and recharts use
@@ -28,6 +28,9 @@ if (!document.fonts) {
 Element.prototype.scrollIntoView ??= () => {};
 Element.prototype.scrollTo ??= () => {};
 window.scrollTo = () => {};
+
+// the machines running the tests are shared and slow: wait up to 10 s for things to appear
+configure({ asyncUtilTimeout: 10_000 });
 
 afterEach(() => {
   cleanup();

@@ -15,8 +15,7 @@ from tunery.engine.templates.base import TemplateError, ToolCall
 from tunery.engine.templates.conversation import check_conversation, parse_function_content, parse_tools
 from tunery.engine.templates.tools import ToolFormat
 
-
-_SYSTEM_MEMO_SIZE = 4096
+_SYSTEM_MEMO_SIZE = 1024
 
 
 def lit(text: str) -> str:

@@ -1,7 +1,7 @@
 """The FastAPI app: ``create_app(settings)``. Routers carry their full ``/api/...`` paths.
 
 Every module in ROUTERS that exists under ``tunery.server.api.routes`` is included (its ``router``);
-a missing optional module is skipped, a broken one fails loudly.
+a missing optional module is skipped, a broken one fails loudly. The built dashboard is served at ``/``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from tunery import __version__
+from tunery.server.api.static import mount_dashboard
 from tunery.server.config import Settings
 from tunery.server.db.session import Database
 from tunery.server.errors import ServiceError
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if name in OPTIONAL_ROUTERS and importlib.util.find_spec(module_name) is None:
             continue
         app.include_router(importlib.import_module(module_name).router)
+    mount_dashboard(app, settings.dashboard_dir)  # last: its catch-all GET must not shadow an API route
     return app
 
 

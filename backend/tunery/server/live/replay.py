@@ -17,10 +17,7 @@ SessionFactory = Callable[[], Session]
 def load_events(session: Session, job_id: str, after_seq: int, limit: int = 500) -> list[dict[str, Any]]:
     """Events with ``seq > after_seq`` in order, at most ``limit``."""
     rows = session.scalars(
-        select(JobEvent)
-        .where(JobEvent.job_id == job_id, JobEvent.seq > after_seq)
-        .order_by(JobEvent.seq)
-        .limit(limit)
+        select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after_seq).order_by(JobEvent.seq).limit(limit)
     ).all()
     return [event_message(row.seq, row.type, row.attempt, row.payload, row.created_at) for row in rows]
 

@@ -84,16 +84,16 @@ def resolve_datasets(
 
 
 def resolve_model(session: Session, project_id: str, name: str) -> RegisteredModel | None:
-    """The project's registered model with this name (or, failing that, this path / hub id)."""
+    """The registered model with this name (or, failing that, this path / hub id) the project may use: its
+    own first, then one shared with every project."""
     candidates = session.scalars(
         select(RegisteredModel).where(
-            RegisteredModel.project_id == project_id,
+            or_(RegisteredModel.project_id == project_id, RegisteredModel.project_id.is_(None)),
             or_(RegisteredModel.name == name, RegisteredModel.path_or_hub_id == name),
         )
     ).all()
-    by_name = [model for model in candidates if model.name == name]
-    matches = by_name or list(candidates)
-    return matches[0] if matches else None
+    ranked = sorted(candidates, key=lambda model: (model.name != name, model.project_id is None, model.created_at))
+    return ranked[0] if ranked else None
 
 
 def write_data_dir(storage_root: Path, target: Path, versions: dict[str, DatasetVersion]) -> None:

@@ -73,7 +73,5 @@ def _filtered(where: JobFilter) -> Select[Job]:
         query = query.where(or_(Job.base_model_id == where.model, Job.base_model_id.in_(named)))
     if where.text:
         pattern = "%" + where.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(
-            or_(Job.name.ilike(pattern, escape="\\"), cast(Job.spec, Text).ilike(pattern, escape="\\"))
-        )
+        query = query.where(or_(Job.name.ilike(pattern, escape="\\"), cast(Job.spec, Text).ilike(pattern, escape="\\")))
     return query

@@ -165,10 +165,21 @@ def resume_job(session: Session, settings: Settings, job_id: str) -> Outcome:
         update(Job)
         .where(Job.id == job_id, Job.status.in_(RESUMABLE))
         .values(
-            status=JobStatus.QUEUED, cancel_requested=False, resume_from=checkpoint.path, queued_at=utcnow(),
-            started_at=None, finished_at=None, error_code=None, error_message=None, lease_owner=None,
-            lease_expires_at=None, heartbeat_at=None, worker_id=None, gpus=[],
-            max_attempts=Job.attempt + settings.max_attempts, last_seq=Job.last_seq + 1,
+            status=JobStatus.QUEUED,
+            cancel_requested=False,
+            resume_from=checkpoint.path,
+            queued_at=utcnow(),
+            started_at=None,
+            finished_at=None,
+            error_code=None,
+            error_message=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            heartbeat_at=None,
+            worker_id=None,
+            gpus=[],
+            max_attempts=Job.attempt + settings.max_attempts,
+            last_seq=Job.last_seq + 1,
         )
         .returning(Job.last_seq, Job.attempt)
     ).first()
@@ -182,9 +193,9 @@ def resume_job(session: Session, settings: Settings, job_id: str) -> Outcome:
 def newest_checkpoint(session: Session, settings: Settings, job_id: str) -> Checkpoint | None:
     """The newest checkpoint of the job that still exists on disk."""
     checkpoints = session.scalars(
-        select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.deleted.is_(False)).order_by(
-            Checkpoint.step.desc()
-        )
+        select(Checkpoint)
+        .where(Checkpoint.job_id == job_id, Checkpoint.deleted.is_(False))
+        .order_by(Checkpoint.step.desc())
     )
     root = settings.storage_root.resolve()
     for checkpoint in checkpoints:

@@ -273,7 +273,7 @@ class HFEngine:
                 done.append(seq)
                 continue
             seq.generated.append(token)
-            reason = finish_reason(seq, token, self._stop_ids | set(seq.params.stop_token_ids), self._context)
+            reason = finish_reason(seq, token, self._stop_ids, self._context)
             ids = [] if reason == "stop" else [token]
             seq.emit(TokenDelta(seq.index, ids, reason, 1))
             if reason is not None:

@@ -160,7 +160,7 @@ class Batch:
 
 def finish_reason(seq: Sequence, token: int, stop_ids: set[int], context: int) -> FinishReason | None:
     """Why ``seq`` ends after ``token`` (already appended), or None."""
-    if token in stop_ids:
+    if token in stop_ids or token in seq.params.stop_token_ids:
         return "stop"
     if len(seq.generated) >= seq.max_new_tokens or len(seq.prompt_ids) + len(seq.generated) >= context:
         return "length"

@@ -33,14 +33,16 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 def sample_next(logits: torch.Tensor, sequences: list[Sequence]) -> torch.Tensor:
     """One token per row: argmax for greedy rows, else temperature + top-p sampling with the row's generator."""
-    tokens = torch.empty(len(sequences), dtype=torch.long)
+    tokens = torch.argmax(logits, dim=-1)
     for row, seq in enumerate(sequences):
         params = seq.params
+        penalized = params.presence_penalty != 0 or params.frequency_penalty != 0
+        if params.greedy and not penalized:
+            continue
         scores = apply_penalties(logits[row], seq.generated, params.presence_penalty, params.frequency_penalty)
         if params.greedy:
             tokens[row] = int(torch.argmax(scores).item())
             continue
         scores = top_p_filter(scores / params.temperature, params.top_p)
-        probs = scores.softmax(-1)
-        tokens[row] = int(torch.multinomial(probs, 1, generator=seq.generator).item())
+        tokens[row] = int(torch.multinomial(scores.softmax(-1), 1, generator=seq.generator).item())
     return tokens

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -56,6 +57,15 @@ def server_command(options: EngineOptions, port: int, dtype: str) -> list[str]:
     if options.max_model_len:
         command += ["--max-model-len", str(options.max_model_len)]
     return command + list(options.vllm_extra_args)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies (Linux), so a killed API
+    process leaves no vLLM server behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def cuda_visible() -> bool:
@@ -181,6 +191,7 @@ class VLLMEngine:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         log.info(
             "vLLM for %s: pid %d, port %d, log %s", self.options.model_path, self.process.pid, self.port, self._log.name
