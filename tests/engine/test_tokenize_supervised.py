@@ -232,3 +232,44 @@ def test_efficient_eos_template_end_to_end(tokenizer: Any) -> None:
     assert labels[first_turn + 1] == IGNORE_INDEX
     trained = [tok for tok, lab in zip(ids, labels, strict=True) if lab == tok]
     assert tokenizer.decode(trained) == pairs[0][1] + pairs[1][1] + tokenizer.eos_token
+
+
+# ----- the numpy assembly ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("train_on_prompt", [False, True])
+@pytest.mark.parametrize("mask_history", [False, True])
+@pytest.mark.parametrize("efficient_eos", [False, True])
+def test_planned_rows_equal_the_reference_assembly(train_on_prompt: bool, mask_history: bool, efficient_eos: bool) -> None:
+    import random
+
+    import numpy as np
+
+    from tunery.engine.tokenize.assembly import SegmentPlan, build_rows
+    from tunery.engine.tokenize.supervised import plan_row
+
+    rng = random.Random(f"{train_on_prompt}{mask_history}{efficient_eos}")
+    eos = 99_999
+    examples = [
+        _turns(*[(rng.randint(0, 40), rng.randint(0, 40)) for _ in range(rng.randint(1, 4))]) for _ in range(60)
+    ]
+    for cutoff in (1, 7, 30, 64, 1000):
+        options = EncodeOptions(cutoff_len=cutoff, train_on_prompt=train_on_prompt, mask_history=mask_history)
+        pool: list[int] = []
+        plan = SegmentPlan()
+        expected = []
+        for turns in examples:
+            spans = []
+            for source, target in turns:
+                spans.append((len(pool), len(source), len(pool) + len(source), len(target)))
+                pool += source + target
+            expected.append(assemble(turns, options, eos if efficient_eos else None))
+            plan_row(plan, spans, options, len(pool) if efficient_eos else None)
+            if efficient_eos:
+                pool.append(eos)  # each row's eos right after its texts (any pool index works)
+        rows = build_rows(plan, np.asarray(pool, dtype=np.int32), eos)
+        for index, (ids, labels, full) in enumerate(expected):
+            start, end = int(rows.offsets[index]), int(rows.offsets[index + 1])
+            assert rows.input_ids[start:end].tolist() == ids
+            assert rows.labels[start:end].tolist() == labels
+            assert plan.full_lengths[index] == full

@@ -49,8 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     from tunery.server import cli as service_cli
     from tunery.server import cli_processes
 
+    from tunery.serving import cli as serving_cli
+
     service_cli.register(commands)
     cli_processes.register(commands)
+    serving_cli.register(commands)
     return parser
 
 

@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     server = subparsers.add_parser("server", help="run the API server (uvicorn)")
     _add_address(server)
+    server.add_argument("--workers", type=int, default=1, help="server processes (default 1; about one per core)")
     server.set_defaults(handler=cmd_server)
 
     up = subparsers.add_parser("up", help="migrate, then run server + worker + scheduler together")
@@ -79,7 +80,21 @@ def cmd_scheduler(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_server(args: argparse.Namespace, out: TextIO) -> int:
     import uvicorn
 
-    uvicorn.run("tunery.server.api.app:create_app", factory=True, host=args.host, port=args.port)
+    if args.workers < 1:
+        raise SystemExit("--workers must be at least 1")
+    if args.workers > 1 and Settings.from_env().migrate_on_start:  # once here, not in every process at once
+        import os
+
+        from tunery.server.db.session import Database
+        from tunery.server.migrations import upgrade_head
+
+        database = Database.from_settings(Settings.from_env())
+        try:
+            upgrade_head(database.engine)
+        finally:
+            database.dispose()
+        os.environ["TUNERY_MIGRATE_ON_START"] = "0"
+    uvicorn.run("tunery.server.api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

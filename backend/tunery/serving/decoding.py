@@ -90,7 +90,7 @@ class StopChecker:
             return "", True
         pending = self.held + delta
         cut = min((i for i in (pending.find(s) for s in self.stops if s) if i >= 0), default=-1)
-        # a stop string may straddle what was emitted and the new text: search the joined window
+        # held-back text plus the new text: a stop string split across deltas is found here
         if cut >= 0:
             out = pending[:cut]
             self.text += out

@@ -56,6 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if name in OPTIONAL_ROUTERS and importlib.util.find_spec(module_name) is None:
             continue
         app.include_router(importlib.import_module(module_name).router)
+    from tunery.server.api.routes.openai_routes import OPENAI_ROUTERS
+
+    for router in OPENAI_ROUTERS:  # /v1 and /api/deployments
+        app.include_router(router)
     mount_dashboard(app, settings.dashboard_dir)  # last: its catch-all GET must not shadow an API route
     return app
 

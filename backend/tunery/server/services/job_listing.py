@@ -8,9 +8,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Select, Text, and_, cast, or_, select
+from sqlalchemy import Row, Select, Text, and_, cast, or_, select
 from sqlalchemy.orm import Session
 
 from tunery.server.db.models import Job, JobStatus, RegisteredModel
@@ -31,7 +31,18 @@ class JobFilter:
     text: str | None = None  # searched in the name and the spec
 
 
-def encode_cursor(job: Job) -> str:
+class _Positioned(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Positioned)
+
+
+def encode_cursor(job: _Positioned) -> str:
     raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -48,16 +59,39 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return when, job_id
 
 
-def list_jobs(session: Session, where: JobFilter, cursor: str | None, limit: int) -> tuple[list[Job], str | None]:
-    """One page of jobs (newest first) and the cursor of the next page (None on the last one)."""
+#: the columns a job list shows; the spec (a large JSON document) and the worker's bookkeeping are not read
+SUMMARY_COLUMNS = (
+    Job.id, Job.project_id, Job.experiment_id, Job.base_model_id, Job.parent_job_id, Job.created_by, Job.name,
+    Job.kind, Job.status, Job.cancel_requested, Job.attempt, Job.max_attempts, Job.gpu_count, Job.progress,
+    Job.last_seq, Job.error_code, Job.error_message, Job.created_at, Job.queued_at, Job.started_at, Job.finished_at,
+)  # fmt: skip
+
+
+def _page(where: JobFilter, cursor: str | None, limit: int) -> Select[Any]:
     query = _filtered(where).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     if cursor:
         created, job_id = decode_cursor(cursor)
         query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
-    jobs = list(session.scalars(query))
-    if len(jobs) > limit:
-        return jobs[:limit], encode_cursor(jobs[limit - 1])
-    return jobs, None
+    return query
+
+
+def _split(rows: list[T], limit: int) -> tuple[list[T], str | None]:
+    if len(rows) > limit:
+        return rows[:limit], encode_cursor(rows[limit - 1])
+    return rows, None
+
+
+def list_jobs(session: Session, where: JobFilter, cursor: str | None, limit: int) -> tuple[list[Job], str | None]:
+    """One page of jobs (newest first) and the cursor of the next page (None on the last one)."""
+    return _split(list(session.scalars(_page(where, cursor, limit))), limit)
+
+
+def list_job_summaries(
+    session: Session, where: JobFilter, cursor: str | None, limit: int
+) -> tuple[list[Row[Any]], str | None]:
+    """Like ``list_jobs``, as rows of SUMMARY_COLUMNS only (no ORM objects, no spec: fast for lists)."""
+    query = _page(where, cursor, limit).with_only_columns(*SUMMARY_COLUMNS)
+    return _split(list(session.execute(query).all()), limit)
 
 
 def _filtered(where: JobFilter) -> Select[Job]:

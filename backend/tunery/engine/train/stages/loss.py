@@ -26,23 +26,31 @@ CHUNK_ELEMENTS = 1 << 24
 
 
 class LabelledHead:
-    """Forward pre-hook on the output head: while :attr:`mask` (``[batch, seq]``, bool) is set, the head
-    receives only the hidden states at the masked positions, as ``[1, n, hidden]``."""
+    """Context manager around one forward pass: a pre-hook on the output head gives it only the hidden
+    states at ``mask`` (``[batch, seq]``, bool), as ``[1, n, hidden]``. :attr:`selected` tells whether the
+    head was called that way (a model that calls its head differently gets its usual input)."""
 
-    def __init__(self, head: torch.nn.Module) -> None:
-        self.mask: torch.Tensor | None = None
+    def __init__(self, head: torch.nn.Module, mask: torch.Tensor) -> None:
+        self.head = head
+        self.mask = mask
         self.selected = False
-        self.handle = head.register_forward_pre_hook(self._select)
+        self._handle: Any = None
+
+    def __enter__(self) -> LabelledHead:
+        self._handle = self.head.register_forward_pre_hook(self._select)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.remove()
 
     def _select(self, module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        mask = self.mask
-        if mask is None or not args or not isinstance(args[0], torch.Tensor):
+        if self.selected or not args or not isinstance(args[0], torch.Tensor):
             return None
         hidden = args[0]
-        if hidden.dim() != 3 or tuple(hidden.shape[:2]) != tuple(mask.shape) or self.selected:
-            return None  # not the call planned for (e.g. a model that slices hidden states itself)
+        if hidden.dim() != 3 or tuple(hidden.shape[:2]) != tuple(self.mask.shape):
+            return None
         self.selected = True
-        return (hidden[mask].unsqueeze(0), *args[1:])
+        return (hidden[self.mask].unsqueeze(0), *args[1:])
 
 
 def next_token_targets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,17 +32,28 @@ class TuneryTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         self.optimizer_factory = optimizer_factory
+        self._flop_params: int | None = None
         super().__init__(*args, **kwargs)
-        self._head: LabelledHead | None = None
-        head = _output_head(self.model) if labelled_loss else None
-        if head is not None and not _adds_router_loss(self.model):
-            self._head = LabelledHead(head)
+        head = _output_head(self.model) if labelled_loss and not _adds_router_loss(self.model) else None
+        self._head: torch.nn.Module | None = head
+        self.last_loss_labelled_only = False  # whether the last loss went through the labelled path
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
         target = self.model if model is None else model
         if self.optimizer is None and self.optimizer_factory is not None and target is not None:
             self.optimizer = self.optimizer_factory(target, self.args)
         return super().create_optimizer(model)  # type: ignore[no-any-return]
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """transformers' estimate (6 x tokens x non-embedding parameters) with the parameter count taken once:
+        it walks every module, which costs milliseconds a step on adapter models, and cannot change."""
+        model: Any = self.model
+        main_input = getattr(model, "main_input_name", "input_ids")
+        if main_input not in inputs or not hasattr(model, "num_parameters"):
+            return 0
+        if self._flop_params is None:
+            self._flop_params = int(model.num_parameters(exclude_embeddings=True))
+        return 6 * int(inputs[main_input].numel()) * self._flop_params
 
     def _get_train_sampler(self, train_dataset: Any = None) -> torch.utils.data.Sampler[int] | None:
         dataset = self.train_dataset if train_dataset is None else train_dataset
@@ -61,18 +72,17 @@ class TuneryTrainer(Trainer):
     ) -> Any:
         if _uses_sdpa(self.model) and not _adds_router_loss(self.model):
             inputs = without_padding_mask(inputs)
+        self.last_loss_labelled_only = False
         if not self._labelled_path(model, inputs, return_outputs):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         assert self._head is not None
         inputs = dict(inputs)
         mask, targets = next_token_targets(inputs.pop("labels"))
-        self._head.mask, self._head.selected = mask, False
-        try:
+        with LabelledHead(self._head, mask) as selection:
             outputs = model(**inputs)
-        finally:
-            self._head.mask = None
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-        if self._head.selected:
+        self.last_loss_labelled_only = selection.selected
+        if selection.selected:
             loss = cross_entropy_sum(logits[0], targets)
         else:  # the head saw every position (a model calling it differently): same loss, full logits
             flat_mask = mask.reshape(-1)

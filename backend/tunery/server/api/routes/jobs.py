@@ -17,7 +17,7 @@ from tunery.server.db.models import JobStatus, Membership, Role
 from tunery.server.idempotency import IdempotencyDep
 from tunery.server.services import jobs
 from tunery.server.services.job_inputs import JobInputError, Problem
-from tunery.server.services.job_listing import JobFilter, list_jobs
+from tunery.server.services.job_listing import JobFilter, list_job_summaries
 from tunery.spec import JobSpec
 
 router = APIRouter(tags=["jobs"])
@@ -69,7 +69,7 @@ def list_jobs_route(
         where = JobFilter(projects, status_ or (), experiment_id, model, q)
     else:
         where = JobFilter(member_project_ids(principal.user_id), status_ or (), experiment_id, model, q)
-    rows, next_cursor = list_jobs(session, where, cursor, limit)
+    rows, next_cursor = list_job_summaries(session, where, cursor, limit)
     return JobPage(items=[JobSummary.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
