@@ -69,9 +69,7 @@ def test_prompt_tokens_are_masked_in_place(tokenizer: Any) -> None:
 
 def test_train_on_prompt_trains_everything(tokenizer: Any) -> None:
     template = get_template("chatml", tokenizer)
-    encoded = encode_supervised(
-        [MULTI_TURN], tokenizer, template, EncodeOptions(cutoff_len=1024, train_on_prompt=True)
-    )
+    encoded = encode_supervised([MULTI_TURN], tokenizer, template, EncodeOptions(cutoff_len=1024, train_on_prompt=True))
     assert encoded.labels[0] == encoded.input_ids[0]
 
 
@@ -79,9 +77,7 @@ def test_mask_history_trains_only_the_last_response(tokenizer: Any) -> None:
     template = get_template("chatml", tokenizer)
     pairs = template.render_turns(MULTI_TURN.messages, MULTI_TURN.system)
     plain = encode_supervised([MULTI_TURN], tokenizer, template, EncodeOptions(cutoff_len=1024))
-    masked = encode_supervised(
-        [MULTI_TURN], tokenizer, template, EncodeOptions(cutoff_len=1024, mask_history=True)
-    )
+    masked = encode_supervised([MULTI_TURN], tokenizer, template, EncodeOptions(cutoff_len=1024, mask_history=True))
     assert masked.input_ids == plain.input_ids  # same order of turns in the sequence
     spans = [_decode(tokenizer, span) for span in trained_spans(masked.input_ids[0], masked.labels[0])]
     assert spans == [pairs[-1][1]]
@@ -102,9 +98,7 @@ def test_mask_history_keeps_the_last_turns_when_cut(tokenizer: Any) -> None:
 
 
 @pytest.mark.parametrize("name", ["qwen", "llama3"])
-def test_tool_conversations_train_calls_and_mask_observations(
-    tokenizer: Any, demo_data_dir: Path, name: str
-) -> None:
+def test_tool_conversations_train_calls_and_mask_observations(tokenizer: Any, demo_data_dir: Path, name: str) -> None:
     examples = sharegpt_examples(demo_data_dir / "glaive_toolcall_en_demo.json", limit=20)
     assert any(m.role == Role.OBSERVATION for ex in examples for m in ex.messages)
     template = get_template(name, tokenizer)
@@ -162,9 +156,7 @@ def test_bad_conversation_names_file_row_and_field(tokenizer: Any) -> None:
         (5, 5, 0, (0, 0)),
     ],
 )
-def test_infer_seqlen_matches_llamafactory(
-    source: int, target: int, cutoff: int, expected: tuple[int, int]
-) -> None:
+def test_infer_seqlen_matches_llamafactory(source: int, target: int, cutoff: int, expected: tuple[int, int]) -> None:
     assert infer_seqlen(source, target, cutoff) == expected
 
 
@@ -240,7 +232,9 @@ def test_efficient_eos_template_end_to_end(tokenizer: Any) -> None:
 @pytest.mark.parametrize("train_on_prompt", [False, True])
 @pytest.mark.parametrize("mask_history", [False, True])
 @pytest.mark.parametrize("efficient_eos", [False, True])
-def test_planned_rows_equal_the_reference_assembly(train_on_prompt: bool, mask_history: bool, efficient_eos: bool) -> None:
+def test_planned_rows_equal_the_reference_assembly(
+    train_on_prompt: bool, mask_history: bool, efficient_eos: bool
+) -> None:
     import random
 
     import numpy as np

@@ -20,8 +20,32 @@ LLAMA3_PATTERN = (
 )
 SPECIALS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|im_start|>", "[INST]"]
 PIECES = [
-    "Hello", " world", "'s", "'LL", " it's", "12345", " 3.14", "\n", "\n\n", "  ", "\t", "\r\n", " \n ", "{\"a\": [1, 2]}",
-    "x_y", "--", "!!", " ?", "\x0b", "\x0c", "\x1c", "\x7f", "\x00", "CamelCase", "snake_case", "    indented",
+    "Hello",
+    " world",
+    "'s",
+    "'LL",
+    " it's",
+    "12345",
+    " 3.14",
+    "\n",
+    "\n\n",
+    "  ",
+    "\t",
+    "\r\n",
+    " \n ",
+    '{"a": [1, 2]}',
+    "x_y",
+    "--",
+    "!!",
+    " ?",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x7f",
+    "\x00",
+    "CamelCase",
+    "snake_case",
+    "    indented",
 ]
 UNICODE = ["café", "naïve", "中文字符", "emoji 🎉", "’quoted’", "Ωmega", "١٢٣"]
 

@@ -92,7 +92,7 @@ def test_plain_path_is_kept_for_evaluation_and_on_request(tiny_llama: Path, tmp_
     fast = _trainer(model, tmp_path, labelled=True)
     assert fast._head is not None
     model.eval()
-    loss, outputs = fast.compute_loss(model, dict(batch), return_outputs=True)
+    _loss, outputs = fast.compute_loss(model, dict(batch), return_outputs=True)
     assert not fast.last_loss_labelled_only
     assert outputs.logits.shape[:2] == batch["input_ids"].shape  # full logits for metrics
     model.train()

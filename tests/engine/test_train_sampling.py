@@ -18,7 +18,9 @@ def _lengths(count: int, seed: int = 0) -> np.ndarray:
 
 def _padded(lengths: np.ndarray, order: list[int], batch: int) -> int:
     """Token slots the batches take once padded to their longest row."""
-    return sum(int(lengths[order[i : i + batch]].max()) * len(order[i : i + batch]) for i in range(0, len(order), batch))
+    return sum(
+        int(lengths[order[i : i + batch]].max()) * len(order[i : i + batch]) for i in range(0, len(order), batch)
+    )
 
 
 @pytest.mark.parametrize(("count", "batch", "mega"), [(120, 4, 50), (1001, 8, 3), (7, 4, 2), (1, 3, 50)])
@@ -88,7 +90,10 @@ def test_trainer_groups_token_rows_by_their_known_lengths(tiny_llama: Path, tmp_
     rows = TokenRows.from_lists([[1] * n for n in (3, 9, 4, 8)], [[1] * n for n in (3, 9, 4, 8)])
     model = AutoModelForCausalLM.from_pretrained(tiny_llama)
     grouped = TrainingArguments(
-        output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_train_batch_size=2,
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        report_to="none",
+        per_device_train_batch_size=2,
         train_sampling_strategy="group_by_length",
     )
     sampler = TuneryTrainer(model=model, args=grouped, train_dataset=TokenizedDataset(rows))._get_train_sampler()

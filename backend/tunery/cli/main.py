@@ -48,7 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     from tunery.server import cli as service_cli
     from tunery.server import cli_processes
-
     from tunery.serving import cli as serving_cli
 
     service_cli.register(commands)

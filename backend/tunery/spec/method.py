@@ -78,7 +78,10 @@ class MethodSection(Section):
     early_stopping_steps: int | None = None
 
     _split = field_validator(
-        "lora_target", "additional_target", "freeze_trainable_modules", "freeze_extra_modules",
+        "lora_target",
+        "additional_target",
+        "freeze_trainable_modules",
+        "freeze_extra_modules",
         mode="before",
     )(split_csv)
 

@@ -65,9 +65,7 @@ class ModelSection(Section):
     video_fps: float = 2.0
     video_maxlen: int = 128
 
-    _split = field_validator(
-        "adapter_name_or_path", "add_tokens", "add_special_tokens", mode="before"
-    )(split_csv)
+    _split = field_validator("adapter_name_or_path", "add_tokens", "add_special_tokens", mode="before")(split_csv)
 
 
 #: Options LLaMA-Factory accepts that Tunery does not implement yet, with the value meaning "off".

@@ -26,8 +26,15 @@ class TrainingSection(Section):
     num_train_epochs: float = Field(default=3.0, gt=0)
     max_steps: int = Field(default=-1, description="Stop after this many optimiser steps (-1: off).")
     lr_scheduler_type: Literal[
-        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
-        "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr",
+        "linear",
+        "cosine",
+        "cosine_with_restarts",
+        "polynomial",
+        "constant",
+        "constant_with_warmup",
+        "inverse_sqrt",
+        "reduce_lr_on_plateau",
+        "cosine_with_min_lr",
         "warmup_stable_decay",
     ] = "linear"
     lr_scheduler_kwargs: dict[str, Any] | None = None

@@ -58,15 +58,19 @@ class EventCallback(TrainerCallback):  # type: ignore[misc]
             return
         f = self.facts
         self.sink.emit(
-            StartedEvent, stage=f.stage, finetuning_type=f.finetuning_type, total_steps=state.max_steps,
-            num_train_examples=f.num_train_examples, num_eval_examples=f.num_eval_examples,
-            trainable_params=f.trainable_params, total_params=f.total_params, resumed_from=f.resumed_from,
+            StartedEvent,
+            stage=f.stage,
+            finetuning_type=f.finetuning_type,
+            total_steps=state.max_steps,
+            num_train_examples=f.num_train_examples,
+            num_eval_examples=f.num_eval_examples,
+            trainable_params=f.trainable_params,
+            total_params=f.total_params,
+            resumed_from=f.resumed_from,
             device=f.device,
         )
 
-    def on_step_end(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         """A loss-less progress event now and then between logging steps, so a bar keeps moving."""
         if not args.should_save or control.should_log:
             return
@@ -74,8 +78,12 @@ class EventCallback(TrainerCallback):  # type: ignore[misc]
             self._emit_progress(state, {})
 
     def on_log(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-        logs: dict[str, Any] | None = None, **kwargs: Any,
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         if not args.should_save or not logs:
             return
@@ -88,9 +96,7 @@ class EventCallback(TrainerCallback):  # type: ignore[misc]
         if metrics:
             self.sink.emit(EvalEvent, step=state.global_step, epoch=float(state.epoch or 0.0), metrics=metrics)
 
-    def on_save(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if args.should_save:
             path = Path(str(args.output_dir)) / f"checkpoint-{state.global_step}"
             self.sink.emit(CheckpointEvent, step=state.global_step, path=str(path))

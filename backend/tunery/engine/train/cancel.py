@@ -57,9 +57,7 @@ class CancelCallback(TrainerCallback):  # type: ignore[misc]
         self.cancel = cancel
         self.stopped_at: int | None = None
 
-    def on_step_end(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if self.cancel.requested and self.stopped_at is None:
             self.stopped_at = state.global_step
             control.should_save = True

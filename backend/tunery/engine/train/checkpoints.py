@@ -14,8 +14,12 @@ TRAINER_STATE = "trainer_state.json"
 TRAINER_LOG = "trainer_log.jsonl"
 #: Weight files transformers/peft write; one of them must be present.
 WEIGHT_FILES = (
-    "adapter_model.safetensors", "adapter_model.bin", "model.safetensors", "model.safetensors.index.json",
-    "pytorch_model.bin", "pytorch_model.bin.index.json",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
 )
 #: transformers' marker of a checkpoint still being written.
 INCOMPLETE_MARKER = "checkpoint-is-incomplete.txt"

@@ -56,7 +56,10 @@ def load_template(spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> ChatTemp
 
 
 def build_data_checked(
-    builder: DataBuilder, spec: JobSpec, tokenizer: PreTrainedTokenizerBase, template: ChatTemplate | None,
+    builder: DataBuilder,
+    spec: JobSpec,
+    tokenizer: PreTrainedTokenizerBase,
+    template: ChatTemplate | None,
     cache_dir: Path | None,
 ) -> TrainingDataLike:
     """Run the data builder; a row the template cannot render is a data problem, not an engine bug."""

@@ -9,7 +9,11 @@ from tunery.spec.events import EXIT_FAILED, EXIT_INVALID
 
 ErrorCode = Literal["invalid_spec", "invalid_data", "unsupported_hardware", "out_of_memory", "internal"]
 ERROR_CODES: tuple[str, ...] = (
-    "invalid_spec", "invalid_data", "unsupported_hardware", "out_of_memory", "internal",
+    "invalid_spec",
+    "invalid_data",
+    "unsupported_hardware",
+    "out_of_memory",
+    "internal",
 )
 
 #: Codes whose cause is the job itself (fix the spec or data); the others are environment/runtime failures.
@@ -47,8 +51,10 @@ def classify(exc: BaseException) -> tuple[ErrorCode, str]:
     if isinstance(code, str) and code in ERROR_CODES:
         return code, str(exc)  # type: ignore[return-value]
     if _is_out_of_memory(exc):
-        return "out_of_memory", f"out of memory: {exc}. Lower per_device_train_batch_size or cutoff_len, " \
-            "or enable gradient checkpointing."
+        return (
+            "out_of_memory",
+            f"out of memory: {exc}. Lower per_device_train_batch_size or cutoff_len, or enable gradient checkpointing.",
+        )
     if type(exc).__module__.startswith(_DATA_MODULES):
         return "invalid_data", str(exc)
     return "internal", f"{type(exc).__name__}: {exc}"

@@ -93,8 +93,13 @@ def load_tokenizer(model: ModelSection) -> PreTrainedTokenizerBase:
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
-        key = "gguf_file" if "gguf_file" in kwargs else "tokenizer_name_or_path" if model.tokenizer_name_or_path \
+        key = (
+            "gguf_file"
+            if "gguf_file" in kwargs
+            else "tokenizer_name_or_path"
+            if model.tokenizer_name_or_path
             else "model_name_or_path"
+        )
         raise invalid_spec(key, f"cannot load the tokenizer from {source!r}: {exc}") from exc
     if model.add_tokens:
         tokenizer.add_tokens(model.add_tokens, special_tokens=False)
@@ -119,8 +124,7 @@ def load_model(spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> LoadedModel
         _forget_gguf_quantization(model)
     resized = _resize_vocab(model, tokenizer, spec.model)
     prepare_for_training(model, spec)
-    return LoadedModel(model=model, compute_dtype=dtype, attn_implementation=_attn_of(model),
-                       vocab_resized=resized)
+    return LoadedModel(model=model, compute_dtype=dtype, attn_implementation=_attn_of(model), vocab_resized=resized)
 
 
 def _from_pretrained(model_args: ModelSection, dtype: torch.dtype, attn: str) -> PreTrainedModel:
@@ -144,18 +148,14 @@ def _from_pretrained(model_args: ModelSection, dtype: torch.dtype, attn: str) ->
             config = AutoConfig.from_pretrained(source, **common)
             return AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
         try:
-            return AutoModelForCausalLM.from_pretrained(
-                source, dtype=dtype, attn_implementation=attn, **common
-            )
+            return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=attn, **common)
         except ValueError as exc:
             if attn != "sdpa" or "scaled_dot_product_attention" not in str(exc):
                 raise
             if model_args.flash_attn == "sdpa":
                 raise invalid_spec("model.flash_attn", f"{source} does not support sdpa; use auto or eager") from exc
             logger.warning("%s does not support sdpa; using eager attention", source)
-            return AutoModelForCausalLM.from_pretrained(
-                source, dtype=dtype, attn_implementation="eager", **common
-            )
+            return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="eager", **common)
     except TrainingError:
         raise
     except (OSError, ValueError, KeyError) as exc:

@@ -151,8 +151,12 @@ def train_and_save(session: TrainingSession, sink: EventSink) -> int:
     if session.cancel_callback.stopped_at is not None and state.global_step < state.max_steps:
         checkpoint = Path(output_dir) / f"checkpoint-{state.global_step}"
         sink.emit(
-            FinishedEvent, outcome="cancelled", step=state.global_step, metrics=dict(result.metrics),
-            output_dir=output_dir, checkpoint=str(checkpoint),
+            FinishedEvent,
+            outcome="cancelled",
+            step=state.global_step,
+            metrics=dict(result.metrics),
+            output_dir=output_dir,
+            checkpoint=str(checkpoint),
         )
         return EXIT_CANCELLED
 

@@ -12,8 +12,7 @@ if TYPE_CHECKING:
     from tunery.engine.train.model import LoadedModel
     from tunery.spec import JobSpec
 
-__all__ = ["METHODS", "PreparedModel", "apply_method", "count_parameters", "freeze", "full", "lora",
-           "register_method"]
+__all__ = ["METHODS", "PreparedModel", "apply_method", "count_parameters", "freeze", "full", "lora", "register_method"]
 
 
 def apply_method(loaded: LoadedModel, spec: JobSpec) -> PreparedModel:

@@ -69,8 +69,13 @@ def upcast_trainable(model: torch.nn.Module) -> None:
             param.data = param.data.to(torch.float32)
 
 
-def finish(model: torch.nn.Module, method: str, notes: list[str], optimizer_factory: OptimizerFactory | None = None,
-           save_weights: WeightSaver | None = None) -> PreparedModel:
+def finish(
+    model: torch.nn.Module,
+    method: str,
+    notes: list[str],
+    optimizer_factory: OptimizerFactory | None = None,
+    save_weights: WeightSaver | None = None,
+) -> PreparedModel:
     upcast_trainable(model)
     trainable, total = count_parameters(model)
     return PreparedModel(model, method, trainable, total, optimizer_factory, notes, save_weights)

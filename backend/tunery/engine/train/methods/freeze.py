@@ -49,8 +49,8 @@ def build_freeze(loaded: LoadedModel, spec: JobSpec) -> PreparedModel:
     unknown = [name for name in wanted if name != "all" and name not in layer_modules]
     if unknown:
         raise invalid_spec(
-            "freeze_trainable_modules", f"{', '.join(unknown)} not found; choose from all, "
-            + ", ".join(sorted(layer_modules))
+            "freeze_trainable_modules",
+            f"{', '.join(unknown)} not found; choose from all, " + ", ".join(sorted(layer_modules)),
         )
     extra = method.freeze_extra_modules or []
     unknown = [name for name in extra if name not in other_modules]

@@ -16,8 +16,9 @@ def reject_adapters(spec: JobSpec) -> None:
     """Like LLaMA-Factory, adapters to start from only make sense for LoRA."""
     if spec.model.adapter_name_or_path:
         raise invalid_spec(
-            "adapter_name_or_path", f"only applies to finetuning_type: lora (got {spec.method.finetuning_type}); "
-            "merge the adapter into the model first"
+            "adapter_name_or_path",
+            f"only applies to finetuning_type: lora (got {spec.method.finetuning_type}); "
+            "merge the adapter into the model first",
         )
 
 

@@ -90,8 +90,9 @@ class TuneryTrainer(Trainer):
         if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
             loss = loss / num_items_in_batch  # what the model's own loss does with loss kwargs
             if self.args.average_tokens_across_devices:
-                loss = loss * (self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1
-                               else self.args.n_gpu)
+                loss = loss * (
+                    self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1 else self.args.n_gpu
+                )
         else:
             loss = loss / targets.numel()  # the mean (nan without any label, as cross_entropy's)
         return loss

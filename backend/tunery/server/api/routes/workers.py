@@ -60,7 +60,10 @@ def list_workers(principal: PrincipalDep, session: SessionDep) -> list[WorkerPub
         ]
         cards = [
             GpuPublic(
-                index=gpu.index, name=gpu.name, memory_mb=gpu.memory_mb, busy=gpu.job_id is not None,
+                index=gpu.index,
+                name=gpu.name,
+                memory_mb=gpu.memory_mb,
+                busy=gpu.job_id is not None,
                 job_id=gpu.job_id if gpu.job_id in mine else None,
             )
             for gpu in gpus
@@ -68,8 +71,14 @@ def list_workers(principal: PrincipalDep, session: SessionDep) -> list[WorkerPub
         ]
         out.append(
             WorkerPublic(
-                id=worker.id, hostname=worker.hostname, status=worker.status, queues=list(worker.queues),
-                slots=worker.slots, last_seen_at=worker.last_seen_at, gpus=cards, jobs=jobs,
+                id=worker.id,
+                hostname=worker.hostname,
+                status=worker.status,
+                queues=list(worker.queues),
+                slots=worker.slots,
+                last_seen_at=worker.last_seen_at,
+                gpus=cards,
+                jobs=jobs,
             )
         )
     return out
