@@ -11,6 +11,7 @@ from torch.utils.data import Dataset, IterableDataset
 
 from tunery.engine.data.api import LoadedData, ValidationReport
 from tunery.engine.data.types import Example
+from tunery.engine.gc_pause import paused_gc
 from tunery.engine.templates.base import ChatTemplate
 from tunery.engine.tokenize.cache import CachedSplit, TokenCache, cache_key
 from tunery.engine.tokenize.collate import PackedCollator, PaddingCollator
@@ -99,7 +100,8 @@ def load_data(spec: JobSpec) -> LoadedData:
     from tunery.engine.data.load import load_examples
 
     seed = spec.training.data_seed if spec.training.data_seed is not None else spec.training.seed
-    loaded: LoadedData = load_examples(spec.data, spec.method.stage, seed)
+    with paused_gc():
+        loaded: LoadedData = load_examples(spec.data, spec.method.stage, seed)
     return loaded
 
 
@@ -127,9 +129,11 @@ def tokenize_loaded(
         cached = cache.load(key)
     from_cache = cached is not None and list(cached) == list(splits)
     if cached is None or not from_cache:
-        cached = {
-            name: CachedSplit(*encode_all(examples, tokenizer, template, recipe)) for name, examples in splits.items()
-        }
+        with paused_gc():
+            cached = {
+                name: CachedSplit(*encode_all(examples, tokenizer, template, recipe))
+                for name, examples in splits.items()
+            }
         if cache is not None:
             cache.store(key, cached)
 
