@@ -108,7 +108,8 @@ class Catalog:
 @contextmanager
 def serve(app: FastAPI) -> Iterator[str]:
     """Run ``app`` with uvicorn on a free local port (lifespan included); yields ``host:port``."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", log_config=None)
+    server = uvicorn.Server(config)  # log_config None: the process's logging setup stays as it is
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -178,6 +178,8 @@ def test_owner_sees_own_user_only(client: TestClient, owner: UserHandle) -> None
 def test_server_logs_redact_credentials_in_paths(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     """uvicorn logs websocket paths with their query string; credentials in them are masked."""
     caplog.set_level(logging.INFO)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # an earlier in-process uvicorn may have set them
+        caplog.set_level(logging.INFO, logger=name)
     token, key = "tnl_eyJzdWIiOiJ4In0.c2lnbmF0dXJl", "tny_0a1b2c3d4e5f_S3cr3t-Value_x"
     uvicorn_error = logging.getLogger("uvicorn.error")
     uvicorn_error.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", f"/api/jobs/j/stream?token={token}")

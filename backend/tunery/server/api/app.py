@@ -27,8 +27,8 @@ from tunery.server.storage import Storage
 
 ROUTES_PACKAGE = "tunery.server.api.routes"
 #: the routers of the service, in OpenAPI order; the optional ones are written by other parts
-ROUTERS = ("health", "auth", "keys", "projects", "models", "datasets", "experiments")
-OPTIONAL_ROUTERS = ("jobs", "events", "stream", "workers")
+#: in matching order: routes are tried one after the other, so the most requested come first
+ROUTERS = ("jobs", "projects", "health", "auth", "keys", "models", "datasets", "experiments", "stream", "workers")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,11 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.storage = storage
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(IdempotentReplay, _replay)
-    for name in ROUTERS + OPTIONAL_ROUTERS:
-        module_name = f"{ROUTES_PACKAGE}.{name}"
-        if name in OPTIONAL_ROUTERS and importlib.util.find_spec(module_name) is None:
-            continue
-        app.include_router(importlib.import_module(module_name).router)
+    for name in ROUTERS:
+        app.include_router(importlib.import_module(f"{ROUTES_PACKAGE}.{name}").router)
     from tunery.server.api.routes.openai_routes import OPENAI_ROUTERS
 
     for router in OPENAI_ROUTERS:  # /v1 and /api/deployments

@@ -1,21 +1,24 @@
 """FastAPI dependencies as ``Annotated`` aliases: settings, DB session, storage, caller, project access.
 
+The ones that do no I/O are ``async def``: FastAPI runs a sync dependency in the threadpool, a hop per call.
+
 Routes use them as parameter types, e.g. ``def f(session: SessionDep, access: ProjectMember)`` with a
 ``{project_id}`` path parameter (an id or a slug). Item routes load their row and call ``require_access``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from tunery.server.auth.access import ProjectAccess, require_access
-from tunery.server.auth.principal import Principal, authenticate
+from tunery.server.auth.principal import READ_METHODS, Principal, authenticate
 from tunery.server.config import Settings
 from tunery.server.db.models import Role
 from tunery.server.db.session import Database
@@ -24,17 +27,17 @@ from tunery.server.storage import Storage
 _bearer = HTTPBearer(auto_error=False, description="A login token (POST /api/auth/login) or an API key")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
     storage: Storage = request.app.state.storage
     return storage
 
@@ -44,13 +47,27 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
-def get_session(database: DatabaseDep) -> Iterator[Session]:
-    """One session per request; routes and services commit explicitly, anything uncommitted is rolled back."""
-    with database.session() as session:
+async def get_session(request: Request, database: DatabaseDep) -> AsyncIterator[Session]:
+    """One session per request; routes and services commit explicitly, anything uncommitted is rolled back
+    (by ``close``, which returns the connection to the pool; it runs in the threadpool, as it does I/O).
+    Read requests (GET, HEAD) get an autocommit session: two round trips fewer, nothing to roll back, and
+    closed without the threadpool hop."""
+    reads = request.method in READ_METHODS
+    session = (database.autocommit_sessions if reads else database.sessions)()  # no I/O until first used
+    try:
         yield session
+    finally:
+        if reads:  # an autocommit connection goes back to the pool without a round trip
+            session.close()
+        else:
+            await run_in_threadpool(session.close)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: requests holding a DB session at once, per server process; more wait their turn without holding a thread.
+#: Below the pool's size (db/session.py): a request never waits for a connection while holding a thread that
+#: the requests holding connections need to finish (that deadlocked an overloaded server until pool timeouts).
+MAX_SESSIONS = 6
+SessionDep = Annotated[Session, Depends(get_session, max_concurrency=MAX_SESSIONS)]
 
 
 def unauthorized(detail: str) -> HTTPException:

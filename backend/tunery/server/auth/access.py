@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ScalarSelect, Select, select
 from sqlalchemy.orm import Session
 
 from tunery.server.auth.principal import Principal
@@ -45,6 +46,20 @@ def require_access(
     if row is None:
         raise NotFoundError(f"{what} not found")
     project, role = row
+    check_role(role, minimum)
+    return ProjectAccess(project, role, principal)
+
+
+def role_in_project(user_id: str, project_id: Any) -> ScalarSelect[Role]:
+    """The user's role in ``project_id`` (a column or value) as a scalar subquery; NULL when not a member."""
+    return (
+        select(Membership.role)
+        .where(Membership.project_id == project_id, Membership.user_id == user_id)
+        .scalar_subquery()
+    )
+
+
+def check_role(role: Role, minimum: Role) -> None:
+    """ForbiddenError (403) when ``role`` is below ``minimum``."""
     if RANK[role] < RANK[minimum]:
         raise ForbiddenError(f"this needs the {minimum.value} role in the project; you are {role.value}")
-    return ProjectAccess(project, role, principal)

@@ -65,10 +65,11 @@ SUMMARY_COLUMNS = (
     Job.kind, Job.status, Job.cancel_requested, Job.attempt, Job.max_attempts, Job.gpu_count, Job.progress,
     Job.last_seq, Job.error_code, Job.error_message, Job.created_at, Job.queued_at, Job.started_at, Job.finished_at,
 )  # fmt: skip
+SUMMARY_FIELDS = tuple(column.key for column in SUMMARY_COLUMNS)
 
 
-def _page(where: JobFilter, cursor: str | None, limit: int) -> Select[Any]:
-    query = _filtered(where).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+def _page(where: JobFilter, cursor: str | None, limit: int, columns: Select[Any] | None = None) -> Select[Any]:
+    query = _filtered(where, columns).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     if cursor:
         created, job_id = decode_cursor(cursor)
         query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
@@ -90,12 +91,12 @@ def list_job_summaries(
     session: Session, where: JobFilter, cursor: str | None, limit: int
 ) -> tuple[list[Row[Any]], str | None]:
     """Like ``list_jobs``, as rows of SUMMARY_COLUMNS only (no ORM objects, no spec: fast for lists)."""
-    query = _page(where, cursor, limit).with_only_columns(*SUMMARY_COLUMNS)
+    query = _page(where, cursor, limit, select(*SUMMARY_COLUMNS))
     return _split(list(session.execute(query).all()), limit)
 
 
-def _filtered(where: JobFilter) -> Select[Job]:
-    query = select(Job).where(Job.project_id.in_(where.project_ids))
+def _filtered(where: JobFilter, columns: Select[Any] | None = None) -> Select[Any]:
+    query = (select(Job) if columns is None else columns).where(Job.project_id.in_(where.project_ids))
     if where.statuses:
         query = query.where(Job.status.in_(where.statuses))
     if where.experiment_id:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
-from tunery.server.auth.access import require_access
+from tunery.server.auth.access import check_role, role_in_project
 from tunery.server.auth.principal import Principal
 from tunery.server.config import Settings
 from tunery.server.db.base import new_id, utcnow
@@ -68,12 +68,19 @@ class Outcome:
     created: bool = False  # a new job (with a new folder)
 
 
-def visible_job(session: Session, principal: Principal, job_id: str, minimum: Role = Role.VIEWER) -> Job:
-    """The job if the caller's project role allows ``minimum``; 404 for others' jobs (403 for a low role)."""
-    job = session.get(Job, job_id)
-    if job is None:
+def visible_job(
+    session: Session, principal: Principal, job_id: str, minimum: Role = Role.VIEWER, *, with_datasets: bool = False
+) -> Job:
+    """The job if the caller's project role allows ``minimum``; 404 for others' jobs (403 for a low role).
+    One query (the role is a subquery); ``with_datasets`` loads ``dataset_versions`` in it too."""
+    query = select(Job, role_in_project(principal.user_id, Job.project_id)).where(Job.id == job_id)
+    if with_datasets:
+        query = query.options(joinedload(Job.dataset_versions))
+    row = session.execute(query).unique().first()
+    if row is None or row[1] is None:  # not a member: as if it did not exist
         raise JobNotFound()
-    require_access(session, principal, job.project_id, minimum, what="job")
+    check_role(row[1], minimum)
+    job: Job = row[0]
     return job
 
 

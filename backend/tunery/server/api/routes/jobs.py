@@ -10,14 +10,15 @@ from sqlalchemy import select
 from tunery.server.api.deps import PrincipalDep, SessionDep, SettingsDep
 from tunery.server.api.routes.job_body import OPENAPI_BODY, read_create_body
 from tunery.server.api.routes.job_outputs import router as outputs_router
-from tunery.server.api.schemas.jobs import JobCreate, JobPage, JobPublic, JobSummary
+from tunery.server.api.schemas.base import ModelResponse
+from tunery.server.api.schemas.jobs import JobCreate, JobPage, JobPublic
 from tunery.server.auth.access import member_project_ids, require_access
 from tunery.server.auth.principal import Principal
 from tunery.server.db.models import JobStatus, Membership, Role
 from tunery.server.idempotency import IdempotencyDep
 from tunery.server.services import jobs
 from tunery.server.services.job_inputs import JobInputError, Problem
-from tunery.server.services.job_listing import JobFilter, list_job_summaries
+from tunery.server.services.job_listing import SUMMARY_FIELDS, JobFilter, list_job_summaries
 from tunery.spec import JobSpec
 
 router = APIRouter(tags=["jobs"])
@@ -51,7 +52,7 @@ def create_job(
     return out
 
 
-@router.get("/api/jobs")
+@router.get("/api/jobs", response_model=JobPage)
 def list_jobs_route(
     session: SessionDep,
     principal: PrincipalDep,
@@ -62,7 +63,7 @@ def list_jobs_route(
     q: Annotated[str | None, Query(max_length=200, description="Text in the job's name or spec.")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> JobPage:
+) -> ModelResponse:
     """Jobs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     if project_id is not None:
         projects = [require_access(session, principal, project_id).project_id]
@@ -70,12 +71,14 @@ def list_jobs_route(
     else:
         where = JobFilter(member_project_ids(principal.user_id), status_ or (), experiment_id, model, q)
     rows, next_cursor = list_job_summaries(session, where, cursor, limit)
-    return JobPage(items=[JobSummary.model_validate(row) for row in rows], next_cursor=next_cursor)
+    # plain dicts validate about twice as fast as attribute access on rows
+    items = [dict(zip(SUMMARY_FIELDS, row, strict=True)) for row in rows]
+    return ModelResponse(JobPage.model_validate({"items": items, "next_cursor": next_cursor}))
 
 
-@router.get("/api/jobs/{job_id}")
-def get_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobPublic:
-    return JobPublic.model_validate(jobs.visible_job(session, principal, job_id))
+@router.get("/api/jobs/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> ModelResponse:
+    return ModelResponse(JobPublic.model_validate(jobs.visible_job(session, principal, job_id, with_datasets=True)))
 
 
 @router.get("/api/jobs/{job_id}/spec")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from tunery.server.api.deps import PrincipalDep, ProjectOwner, ProjectViewer, SessionDep, StorageDep
+from tunery.server.api.schemas.base import ModelResponse
 from tunery.server.api.schemas.projects import (
     MemberCreate,
     MemberPublic,
@@ -41,10 +42,11 @@ def create_project(
     return out
 
 
-@router.get("")
-def list_projects(principal: PrincipalDep, session: SessionDep) -> list[ProjectPublic]:
+@router.get("", response_model=list[ProjectPublic])
+def list_projects(principal: PrincipalDep, session: SessionDep) -> ModelResponse:
     """The caller's projects, with the caller's role in each."""
-    return [_public(project, role) for project, role in projects.user_projects(session, principal.user_id)]
+    mine = projects.user_projects(session, principal.user_id)
+    return ModelResponse([_public(project, role) for project, role in mine])
 
 
 @router.get("/{project_id}")

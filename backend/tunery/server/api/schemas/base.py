@@ -5,12 +5,27 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.responses import Response
 
 
 class Public(BaseModel):
     """A response schema read from ORM rows."""
 
     model_config = ConfigDict(from_attributes=True)
+
+
+class ModelResponse(Response):
+    """A response schema instance sent as JSON as it is. For hot read routes (declare ``response_model=`` for
+    the OpenAPI document): FastAPI would validate the instance again, in the threadpool for a sync route."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: BaseModel | list[BaseModel], status_code: int = 200) -> None:
+        if isinstance(content, list):
+            body = b"[" + b",".join(item.__pydantic_serializer__.to_json(item) for item in content) + b"]"
+        else:
+            body = content.__pydantic_serializer__.to_json(content)
+        super().__init__(body, status_code)
 
 
 class Request(BaseModel):
