@@ -347,14 +347,3 @@ def test_generic_formats(tmp_path: Path, name: str) -> None:
     template = get_template(name, gemma_tokenizer)
     assert joined(template.render_turns(CHAT[:2], "S")) == GENERIC_EXPECTED[name]
 
-
-@pytest.mark.parametrize("name", ["llama3", "qwen", "default"])
-def test_repeated_tool_lists_render_from_the_memo(tokenizer: Any, name: str) -> None:
-    template = get_template(name, tokenizer)
-    first = template.render_turns(TOOL_CHAT, SYSTEM, TOOLS)
-    memo = getattr(template, "_system_memo", None)
-    assert memo is not None and (SYSTEM, TOOLS) in memo
-    assert template.render_turns(TOOL_CHAT, SYSTEM, TOOLS) == first
-    other_system = template.render_turns(TOOL_CHAT, "Another system.", TOOLS)
-    assert other_system != first and "Another system." in other_system[0][0]
-    assert template.render_turns(TOOL_CHAT, SYSTEM, None) != first  # without tools: no tool block

@@ -15,8 +15,6 @@ from tunery.engine.templates.base import TemplateError, ToolCall
 from tunery.engine.templates.conversation import check_conversation, parse_function_content, parse_tools
 from tunery.engine.templates.tools import ToolFormat
 
-_SYSTEM_MEMO_SIZE = 1024
-
 
 def lit(text: str) -> str:
     """``text`` as a Jinja string literal."""
@@ -78,11 +76,6 @@ class Template:
     strip_content: bool = False
     #: bos/eos are taken from the tokenizer when the template is looked up (generic formats)
     tokenizer_tokens: bool = False
-    #: (system, tools JSON) -> (parsed tools, system text): datasets repeat tool lists, and formatting
-    #: them (JSON with indentation) is the slowest part of rendering; not part of the template's identity
-    _system_memo: dict[tuple[str | None, str | None], tuple[list[dict[str, Any]], str]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
 
     # ----- public API -------------------------------------------------------------------------
     def render_turns(
@@ -138,17 +131,6 @@ class Template:
             text = self.clean(text)
         return self.tool_format.system(text, tools) if tools else text
 
-    def _system_block(self, system: str | None, tools: str | None) -> tuple[list[dict[str, Any]], str]:
-        """Parsed tools and the system text (memoized; the memo is bounded)."""
-        key = (system, tools)
-        block = self._system_memo.get(key)
-        if block is None:
-            tool_list = parse_tools(tools)
-            block = (tool_list, self.system_text(system, tool_list))
-            if len(self._system_memo) < _SYSTEM_MEMO_SIZE:
-                self._system_memo[key] = block
-        return block
-
     def _pieces(
         self,
         messages: list[Message],
@@ -159,7 +141,8 @@ class Template:
         complete: bool,
     ) -> list[str]:
         check_conversation(messages, complete=complete)
-        tool_list, system_text = self._system_block(system, tools)
+        tool_list = parse_tools(tools)
+        system_text = self.system_text(system, tool_list)
         pieces: list[str] = []
         for index in range(len(messages)):
             turn = Turn(index, messages, system_text, tool_list, enable_thinking, complete)

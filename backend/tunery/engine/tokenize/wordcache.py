@@ -5,11 +5,11 @@ alignments), not in BPE: a dataset of 1.8 M characters has ~370 k words but only
 special tokens are split out and words found by one regex call per text, each distinct word goes once
 through the tokenizer's own BPE model, and a text's ids are the concatenation of its words' cached ids.
 
-Used only when this is provably the same computation: a byte-level BPE tokenizer (GPT-2 style, or a
-``Split`` regex + byte-level, as Llama 3 and Qwen 2) without options that change splitting, and only for
-ASCII texts, where Unicode classes and normalizers cannot differ between regex engines. Other texts go to
-the tokenizer as before. A probe text is encoded both ways when the encoder is built; any difference
-disables it.
+Used only where it is the same computation: a byte-level BPE tokenizer (GPT-2 style, or a ``Split``
+regex + byte-level, as Llama 3 and Qwen 2) without options that change splitting, and only for ASCII
+texts, where Unicode classes and normalizers cannot differ between regex engines (Python's ``re`` here,
+Oniguruma in the tokenizer). Other texts go to the tokenizer as before. A probe text is encoded both ways
+when the encoder is built; any difference disables it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import regex
 
 logger = logging.getLogger(__name__)
 
@@ -54,18 +53,18 @@ def _byte_chars() -> dict[int, str]:
 class WordCacheEncoder:
     """Encodes texts like ``backend.encode_batch_fast(texts, add_special_tokens=False)`` (see module doc)."""
 
-    def __init__(self, backend: Any, word_pattern: str, added: list[tuple[str, int, bool]]) -> None:
+    def __init__(self, backend: Any, words: re.Pattern[str], added: list[tuple[str, int, bool]]) -> None:
         self._backend = backend
         self._model = backend.model
-        self._words = _compile_words(word_pattern)
+        self._words = words
         self._added = {content: token_id for content, token_id, _ in added}
         # like the Rust added vocabulary: tokens matched on the raw text first, then the normalized ones;
         # leftmost-longest matching = an alternation tried longest first
-        self._stages = []
+        self._stages: list[re.Pattern[str]] = []
         for normalized in (False, True):
             contents = sorted((c for c, _, norm in added if norm == normalized), key=len, reverse=True)
             if contents:
-                self._stages.append(regex.compile("(" + "|".join(map(regex.escape, contents)) + ")"))
+                self._stages.append(re.compile("(" + "|".join(map(re.escape, contents)) + ")"))
         self._bytes = _byte_chars()
         self._number: dict[str, int] = {}  # word -> index in _pieces
         self._pieces: list[tuple[int, ...]] = []  # ids of each cached word
@@ -81,11 +80,12 @@ class WordCacheEncoder:
         try:
             pattern = _supported_pattern(backend)
             added = _added_tokens(backend)
-        except (AttributeError, TypeError, ValueError, KeyError, regex.error):
+        except (AttributeError, TypeError, ValueError, KeyError):
             return None
-        if pattern is None or added is None:
+        words = _compile_words(pattern) if pattern is not None else None
+        if words is None or added is None:
             return None
-        encoder = cls(backend, pattern, added)
+        encoder = cls(backend, words, added)
         expected = [enc.ids for enc in backend.encode_batch_fast(encoder._probes(), add_special_tokens=False)]
         if encoder.encode(encoder._probes()) != expected:
             logger.debug("word-cache encoder disabled: probe text encodes differently")
@@ -167,16 +167,16 @@ class WordCacheEncoder:
 _ASCII_CLASSES = {"L": "A-Za-z", "N": "0-9"}
 
 
-def _compile_words(pattern: str) -> Any:
-    """The word regex for ASCII texts: ``re`` (about twice as fast as ``regex``) with ``\\p{L}``/``\\p{N}``
-    spelled out in ASCII, or ``regex`` on the pattern as is when it uses other constructs."""
+def _compile_words(pattern: str) -> re.Pattern[str] | None:
+    """The word regex for ASCII texts, with ``\\p{L}``/``\\p{N}`` spelled out in ASCII (the ``re`` module has
+    no Unicode classes); None for patterns using other constructs."""
     ascii_pattern = _ascii_classes(pattern)
-    if ascii_pattern is not None:
-        try:
-            return re.compile(ascii_pattern, re.ASCII)
-        except re.error:
-            pass
-    return regex.compile(pattern)
+    if ascii_pattern is None:
+        return None
+    try:
+        return re.compile(ascii_pattern, re.ASCII)
+    except re.error:
+        return None
 
 
 def _ascii_classes(pattern: str) -> str | None:
@@ -241,7 +241,7 @@ def _supported_pattern(backend: Any) -> str | None:
     pattern = split["pattern"]
     if "Regex" in pattern:
         return str(pattern["Regex"])
-    return regex.escape(pattern["String"]) if "String" in pattern else None
+    return re.escape(pattern["String"]) if "String" in pattern else None
 
 
 def _ascii_identity(normalizer: Any) -> bool:

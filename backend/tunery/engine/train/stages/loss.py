@@ -1,14 +1,14 @@
 """Causal-LM training loss computed only where it counts.
 
-- **Labelled positions only.** The output head (hidden -> vocabulary) and the cross-entropy are the
-  largest per-token cost of small and mid-sized models, and on SFT data most positions are prompt or
-  padding (label -100). A forward pre-hook on the model's output-embedding module gives it only the
+- **Labelled positions only.** The output head (hidden -> vocabulary) and the cross-entropy are a large
+  per-token cost (the larger the vocabulary and the smaller the model), and on SFT data many positions
+  are prompt or padding (label -100). A forward pre-hook on the model's output-embedding module gives it only the
   hidden states whose next-token label is trained, so the model's own forward (and whatever it applies
   to logits, e.g. soft-capping) runs on ``[1, n_labelled, vocab]``. The loss is the same sum of token
   losses, normalised as the Trainer would (``num_items_in_batch`` or the mean).
 - **Fused cross-entropy.** The gradient of a summed cross-entropy is ``softmax - one_hot``; it is
-  computed in the forward pass, chunk by chunk, instead of saving log-probabilities and running a
-  separate backward kernel (less memory traffic, no float32 copy of bf16 logits kept).
+  computed in the forward pass, chunk by chunk (bounded float32 temporaries), instead of saving
+  log-probabilities and running a separate backward kernel (less memory traffic).
 - **No redundant padding mask.** With right padding and causal attention no real token can attend to a
   padding token, so the padding mask changes nothing that is trained; without it SDPA takes its
   causal fast path (no ``[batch, 1, len, len]`` mask, blocks above the diagonal skipped).
