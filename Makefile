@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up dashboard quickstart test install lint typecheck unit frontend-test e2e services bench bench-serve clean
+.PHONY: up dashboard quickstart test install lint typecheck unit frontend-test e2e services bench bench-serve bench-service clean
 
 $(STAMP): backend/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -71,19 +71,25 @@ unit: install services
 frontend-test: frontend/node_modules/.package-lock.json install
 	cd frontend && npm run check:api && npm run typecheck && npm run lint && npm test
 
-## Browser end-to-end test of the dashboard against a real backend and worker (Debian chromium).
+## Browser end-to-end test of the dashboard against a real backend and worker (Debian chromium; installed
+## with apt-get when missing). Screenshots of every screen: frontend/e2e/screenshots/.
 e2e: install dashboard
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| (sudo apt-get update -qq && sudo apt-get install -y -qq chromium)
 	cd frontend && npm run e2e
 
-## make test: install, lint, type-check and run every test.
-test: install lint typecheck unit frontend-test
+## make test: install, lint, type-check and run every test (unit and service tests, dashboard, browser e2e).
+test: install lint typecheck unit frontend-test e2e
 
 bench: install
 	$(BIN)/python bench/run_bench.py
 
 bench-serve: install
 	$(BIN)/python bench/serve_bench.py
+
+## Platform service benchmark (API latency, websocket fan-out, submit -> first step) on PostgreSQL + Redis.
+bench-service: install services
+	$(BIN)/python bench/service_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-vllm .tunery .mypy_cache .ruff_cache .pytest_cache

@@ -2,8 +2,8 @@
 //
 //   npm run build && npm run e2e
 //
-// By default it starts its own backend in e2e/.work/ (fresh TUNERY_HOME, SQLite, the API with the built
-// dashboard via e2e/serve.py, and one CPU worker) and a user + a tiny local model (e2e/backend_setup.py).
+// By default it starts its own backend in e2e/.work/ (fresh TUNERY_HOME, SQLite, `tunery server` serving the
+// built dashboard, and one CPU worker) and a user + a tiny local model (e2e/backend_setup.py).
 // To test a running server instead (e.g. `tunery up`), set E2E_BASE_URL, E2E_EMAIL, E2E_PASSWORD and
 // E2E_MODEL_PATH (a model folder the server may register). E2E_SKIP_TRAINING=1 skips the steps that need a
 // worker. Screenshots of every screen go to e2e/screenshots/ (1280 px and 390 px wide).
@@ -93,7 +93,7 @@ async function ownBackend() {
   if (setup.status !== 0) throw new Error(`backend_setup.py failed:\n${setup.stderr}`);
   const modelPath = setup.stdout.trim().split('\n').pop();
   const port = await freePort();
-  start('server', [python, join(HERE, 'serve.py'), '--port', String(port)], env);
+  start('server', [python, '-m', 'tunery.server.cli_processes', 'server', '--port', String(port)], env);
   const base = `http://127.0.0.1:${port}`;
   await waitFor(async () => (await fetch(`${base}/api/health`)).ok, 'the API to answer', 90_000);
   if (!SKIP_TRAINING) {
@@ -425,17 +425,40 @@ async function main() {
       }
     }
 
-    await step('evaluate, export and chat say what is coming', async () => {
+    await step('evaluate and export say what is coming', async () => {
       await nav('nav-evaluate');
       await page.getByTestId('coming-evaluate').waitFor();
       await shot('19-evaluate');
       await nav('nav-export');
       await page.getByTestId('coming-export').waitFor();
       await shot('20-export');
-      await nav('nav-chat');
-      await page.getByTestId('chat-unavailable').or(page.getByTestId('chat-model')).first().waitFor();
-      await shot('21-chat');
     });
+
+    if (mainRun) {
+      await step('chat: the finished fine-tune side by side with its base model (/v1, streamed)', async () => {
+        const served = await apiGet('/v1/models');
+        const fineTune = served.data.map((m) => m.id).find((id) => id.startsWith('ft:') && id.endsWith(`:${mainRun}`));
+        if (!fineTune) throw new Error(`/v1/models does not list the finished run: ${served.data.map((m) => m.id).join(', ')}`);
+        await nav('nav-chat');
+        await pickOption('chat-model', fineTune);
+        await page.getByTestId('chat-compare').click();
+        await page.getByRole('option', { name: modelName, exact: true }).click();
+        await page.getByTestId('chat-max-tokens').fill('12');
+        await page.getByTestId('chat-input').fill('Who are you?');
+        await page.getByTestId('chat-send').click();
+        const answers = page.getByTestId('chat-transcript').locator('[data-role="assistant"]');
+        await waitFor(async () => (await answers.count()) === 2, 'an answer in both panes', 180_000, 500);
+        await page.getByTestId('chat-send').waitFor({ timeout: 180_000 }); // streaming done: Stop turns back into Send
+        for (const text of await answers.allTextContents()) if (!text.trim()) throw new Error('an empty answer');
+        if (await page.getByTestId('chat-transcript').getByRole('alert').count()) throw new Error('a chat pane shows an error');
+        // the conversation goes on: the second turn carries the first
+        await page.getByTestId('chat-input').fill('And again?');
+        await page.getByTestId('chat-input').press('Enter');
+        await waitFor(async () => (await answers.count()) === 4, 'the second answers', 180_000, 500);
+        await page.getByTestId('chat-send').waitFor({ timeout: 180_000 });
+        await shot('21-chat');
+      });
+    }
 
     await step('switch to Chinese; the choice survives a reload', async () => {
       await nav('nav-overview');

@@ -1,5 +1,5 @@
 // Endpoints that are not in the OpenAPI document yet, read defensively:
-// - GET /api/workers (workers and their GPUs; its route lands with the workers issue)
+// - GET /api/workers (workers and their GPUs)
 // - the OpenAI-compatible /v1 serving endpoints (a later issue)
 // When one is missing (404/405/501, or no such route), callers get `available: false` and say so.
 import { rawFetch } from './client';

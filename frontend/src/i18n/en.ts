@@ -101,7 +101,7 @@ export const en = {
     activeJobs: 'Running and queued',
     noActive: 'Nothing is running or waiting.',
     workers: 'Workers and GPUs',
-    workersUnavailable: 'Worker status is not available from this server yet (GET /api/workers arrives with the workers issue).',
+    workersUnavailable: 'Worker status is not available from this server (GET /api/workers did not answer).',
     noWorkers: 'No worker has registered. Start one with `tunery worker`.',
     queues: 'queues',
     lastSeen: 'last seen',
@@ -342,7 +342,7 @@ export const en = {
   },
   chat: {
     unavailableTitle: 'Chat needs the serving endpoints',
-    unavailable: 'This server does not offer the OpenAI-compatible endpoints (/v1/models, /v1/chat/completions) yet; they arrive with the serving issue. Once they are there, pick a served model here to chat with it.',
+    unavailable: 'The server did not answer the OpenAI-compatible endpoints (/v1/models, /v1/chat/completions). If a proxy sits in front of Tunery, route /v1 to it as well as /api.',
     model: 'Model',
     sideBySide: 'Side by side with',
     sideBySideHint: 'e.g. the base model',

@@ -103,7 +103,7 @@ export const zh: Messages = {
     activeJobs: '运行中与排队中',
     noActive: '当前没有运行或等待中的任务。',
     workers: '工作节点与 GPU',
-    workersUnavailable: '此服务器尚未提供工作节点状态（GET /api/workers 将随 workers 议题一起提供）。',
+    workersUnavailable: '此服务器未提供工作节点状态（GET /api/workers 没有响应）。',
     noWorkers: '还没有工作节点注册。用 `tunery worker` 启动一个。',
     queues: '队列',
     lastSeen: '最近心跳',
@@ -344,7 +344,7 @@ export const zh: Messages = {
   },
   chat: {
     unavailableTitle: '对话需要模型服务接口',
-    unavailable: '此服务器尚未提供 OpenAI 兼容接口（/v1/models、/v1/chat/completions），它们将随模型服务议题提供。接口可用后，即可在这里选择已部署的模型进行对话。',
+    unavailable: '服务器没有响应 OpenAI 兼容接口（/v1/models、/v1/chat/completions）。如果 Tunery 前面有代理，请将 /v1 与 /api 一样转发给它。',
     model: '模型',
     sideBySide: '并排对比',
     sideBySideHint: '例如基座模型',

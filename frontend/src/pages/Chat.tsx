@@ -1,5 +1,5 @@
 // Chat with a served model (OpenAI-compatible /v1), optionally side by side with another (e.g. the base model).
-// The /v1 endpoints arrive with a later issue; until the server has them the screen says so and sends nothing.
+// A server without the /v1 endpoints (an API process started without serving) gets a notice and nothing is sent.
 import { Alert, Box, Button, Grid, Group, NumberInput, Paper, ScrollArea, Select, Slider, Stack, Text, Textarea } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { IconInfoCircle } from '@tabler/icons-react';
@@ -19,7 +19,7 @@ function Transcript({ pane, busy }: { pane: Pane; busy: boolean }) {
   const { t } = useTranslation();
   return (
     <Paper withBorder radius="md" p="sm" h="100%">
-      <Text fw={600} size="sm" mb="xs">
+      <Text fw={600} size="sm" mb="xs" style={{ overflowWrap: 'anywhere' }}>
         {pane.model}
       </Text>
       <ScrollArea h={380}>
@@ -28,6 +28,7 @@ function Transcript({ pane, busy }: { pane: Pane; busy: boolean }) {
           {pane.messages.map((message, index) => (
             <Box
               key={index}
+              data-role={message.role}
               p="xs"
               style={{
                 borderRadius: 8,
@@ -120,7 +121,7 @@ export function Chat() {
           <Paper withBorder radius="md" p="sm">
             <Stack gap="sm">
               <Select label={t('chat.model')} data={models} value={model} onChange={setModel} disabled={!available} searchable data-testid="chat-model" />
-              <Select label={t('chat.sideBySide')} placeholder={t('chat.sideBySideHint')} data={models.filter((m) => m !== model)} value={other} onChange={setOther} disabled={!available} clearable />
+              <Select label={t('chat.sideBySide')} placeholder={t('chat.sideBySideHint')} data={models.filter((m) => m !== model)} value={other} onChange={setOther} disabled={!available} clearable data-testid="chat-compare" />
               <Textarea label={t('chat.system')} value={system} onChange={(e) => setSystem(e.currentTarget.value)} autosize minRows={2} disabled={!available} />
               <Stack gap={2}>
                 <Text size="sm">{t('chat.temperature', { value: temperature.toFixed(2) })}</Text>
@@ -130,7 +131,7 @@ export function Chat() {
                 <Text size="sm">{t('chat.topP', { value: topP.toFixed(2) })}</Text>
                 <Slider min={0.05} max={1} step={0.05} value={topP} onChange={setTopP} disabled={!available} />
               </Stack>
-              <NumberInput label={t('chat.maxTokens')} value={maxTokens} onChange={setMaxTokens} min={1} max={32768} disabled={!available} />
+              <NumberInput label={t('chat.maxTokens')} value={maxTokens} onChange={setMaxTokens} min={1} max={32768} disabled={!available} data-testid="chat-max-tokens" />
               <Button variant="default" onClick={() => setPanes([])} disabled={!available || busy}>
                 {t('chat.clear')}
               </Button>

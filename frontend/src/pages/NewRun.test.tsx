@@ -64,6 +64,27 @@ describe('new run form', () => {
     expect(yaml()).not.toContain('lora_rank');
   });
 
+  it.each([
+    ['CPU-only workers', [], 'use_cpu: true', 'bf16'],
+    ['a GPU worker', [{ index: 0, name: 'H100', memory_mb: 81920, busy: false, job_id: null }], 'bf16: true', 'use_cpu'],
+  ])('starts with the precision and GPUs of the workers: %s', async (_, gpus, expected, absent) => {
+    const user = userEvent.setup({ delay: null });
+    requests = installFakeApi({
+      'GET /api/auth/me': () => USER,
+      'GET /api/projects': () => [PROJECT],
+      'GET /api/projects/p1/models': () => [MODEL],
+      'GET /api/projects/p1/datasets': () => [DATASET],
+      'GET /api/projects/p1/experiments': () => [],
+      'GET /api/workers': () => [
+        { id: 'w1', hostname: 'box', status: 'online', queues: ['gpu'], slots: 1, last_seen_at: '2025-01-01T00:00:00Z', gpus, jobs: [] },
+      ],
+    });
+    renderPage(<NewRun />);
+    await fillValid(user);
+    await waitFor(() => expect(yaml()).toContain(expected));
+    expect(yaml()).not.toContain(absent);
+  });
+
   it('imports a pasted LLaMA-Factory YAML', async () => {
     const user = userEvent.setup({ delay: null });
     renderPage(<NewRun />);

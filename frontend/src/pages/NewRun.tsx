@@ -1,18 +1,19 @@
 // New run: the form, the resulting spec as YAML, LLaMA-Factory YAML import, presets, and a checked submit.
 import { Alert, Box, Button, Code, CopyButton, Grid, Group, List, Menu, Modal, Paper, ScrollArea, Stack, Text, Textarea, TextInput, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
-import { useMutation } from '@tanstack/react-query';
+import { useMutation, useQuery } from '@tanstack/react-query';
 import { IconChevronDown, IconFileImport } from '@tabler/icons-react';
-import { useCallback, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { useNavigate } from 'react-router';
 import { api, call } from '../api/client';
 import { ApiError, byField, errorText, type Problem } from '../api/errors';
+import { fetchWorkers } from '../api/extras';
 import { useDatasets, useExperiments, useModels } from '../api/queries';
 import { Page } from '../components/Page';
 import { DatasetPreview } from '../datasets/DatasetPreview';
 import { useProjectId } from '../project/ProjectContext';
-import { DEFAULT_FORM, formToSpec, importYaml, ImportError, type RunForm, specToYaml } from '../spec/form';
+import { DEFAULT_FORM, formToSpec, hardwareDefaults, importYaml, ImportError, type RunForm, specToYaml } from '../spec/form';
 import { deletePreset, loadPresets, savePreset } from '../spec/presets';
 import { RunFormFields } from '../spec/RunFormFields';
 import { validateSpec } from '../spec/schema';
@@ -137,6 +138,15 @@ export function NewRun() {
   const [checked, setChecked] = useState(false);
   const [importing, setImporting] = useState(false);
   const [previewing, setPreviewing] = useState<string | null>(null);
+  // precision and GPUs follow the workers' hardware until the user sets them (fp32 on CPU-only installs)
+  const workers = useQuery({ queryKey: ['workers'], queryFn: fetchWorkers });
+  const hardwareApplied = useRef(false);
+  useEffect(() => {
+    if (hardwareApplied.current || !workers.data?.available) return;
+    hardwareApplied.current = true;
+    const defaults = hardwareDefaults(workers.data.data);
+    setForm((old) => (old.compute_type === DEFAULT_FORM.compute_type && old.gpus === DEFAULT_FORM.gpus ? { ...old, ...defaults } : old));
+  }, [workers.data]);
   const spec = useMemo(() => formToSpec(form), [form]);
   const yaml = useMemo(() => specToYaml(spec), [spec]);
   // after a first submit, the form's own checks follow it as it changes; the server's stay until it changes

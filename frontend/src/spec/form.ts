@@ -95,6 +95,13 @@ export const DEFAULT_FORM: RunForm = {
 export const PREFERENCE_STAGES = ['dpo', 'kto'];
 
 /** The flat spec (LLaMA-Factory keys) the form stands for, in a readable order; defaults left out where noisy. */
+/** Precision and GPU count a fresh form starts with: bf16 on one GPU when an online worker has a GPU,
+ * else fp32 on the CPU (bf16 on a CPU is emulated and slower; fp16 needs CUDA). */
+export function hardwareDefaults(workers: readonly { status: string; gpus: readonly unknown[] }[]): Pick<RunForm, 'compute_type' | 'gpus'> {
+  const hasGpu = workers.some((worker) => worker.status === 'online' && worker.gpus.length > 0);
+  return hasGpu ? { compute_type: 'bf16', gpus: 1 } : { compute_type: 'fp32', gpus: 0 };
+}
+
 export function formToSpec(form: RunForm): Record<string, unknown> {
   const spec: Record<string, unknown> = { model_name_or_path: form.model };
   if (form.template) spec.template = form.template;
