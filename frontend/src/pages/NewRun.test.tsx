@@ -15,16 +15,17 @@ const DATASET = { id: 'd1', project_id: 'p1', name: 'identity', description: nul
 let requests: FakeRequest[];
 let jobAnswer: (request: FakeRequest) => unknown;
 
+const CATALOG = {
+  'GET /api/auth/me': () => USER,
+  'GET /api/projects': () => [PROJECT],
+  'GET /api/projects/p1/models': () => [MODEL],
+  'GET /api/projects/p1/datasets': () => [DATASET],
+  'GET /api/projects/p1/experiments': () => [],
+};
+
 beforeEach(() => {
   jobAnswer = () => ({ id: 'job-9' });
-  requests = installFakeApi({
-    'GET /api/auth/me': () => USER,
-    'GET /api/projects': () => [PROJECT],
-    'GET /api/projects/p1/models': () => [MODEL],
-    'GET /api/projects/p1/datasets': () => [DATASET],
-    'GET /api/projects/p1/experiments': () => [],
-    'POST /api/jobs': (request) => jobAnswer(request),
-  });
+  requests = installFakeApi({ ...CATALOG, 'POST /api/jobs': (request) => jobAnswer(request) });
 });
 
 const yaml = () => screen.getByTestId('spec-yaml').textContent ?? '';
@@ -70,11 +71,7 @@ describe('new run form', () => {
   ])('starts with the precision and GPUs of the workers: %s', async (_, gpus, expected, absent) => {
     const user = userEvent.setup({ delay: null });
     requests = installFakeApi({
-      'GET /api/auth/me': () => USER,
-      'GET /api/projects': () => [PROJECT],
-      'GET /api/projects/p1/models': () => [MODEL],
-      'GET /api/projects/p1/datasets': () => [DATASET],
-      'GET /api/projects/p1/experiments': () => [],
+      ...CATALOG,
       'GET /api/workers': () => [
         { id: 'w1', hostname: 'box', status: 'online', queues: ['gpu'], slots: 1, last_seen_at: '2025-01-01T00:00:00Z', gpus, jobs: [] },
       ],
