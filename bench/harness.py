@@ -244,9 +244,7 @@ class Results:
     finished: str = ""
 
 
-def train_record(
-    side: str, job: str, measured: Measured, output_dir: Path, tokens: int | None
-) -> dict[str, Any]:
+def train_record(side: str, job: str, measured: Measured, output_dir: Path, tokens: int | None) -> dict[str, Any]:
     """One training run: the trainer's train_results.json / trainer_state.json plus the measurement."""
     record: dict[str, Any] = {"side": side, "job": job, "wall_seconds": measured.wall_seconds}
     record.update(peak_rss_mb=measured.peak_rss_mb, returncode=measured.returncode, log=measured.log)
@@ -306,3 +304,30 @@ def rel(path: str | Path) -> str:
         return str(Path(path).resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def _sections(text: str) -> list[str]:
+    """``text`` cut before each ``## `` heading (the first piece is what precedes the first heading)."""
+    starts = [0] + [m + 1 for m in range(len(text)) if text.startswith("\n## ", m)]
+    return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
+
+
+def replace_section(path: Path, title: str, section: str) -> None:
+    """Put ``section`` (Markdown starting with ``## <title>...``) in place of the section of ``path`` whose
+    heading starts with ``## <title>``, or append it; everything else in the file is kept."""
+    pieces = _sections(path.read_text(encoding="utf-8")) if path.exists() else []
+    new = section.strip("\n") + "\n\n"
+    found = [i for i, piece in enumerate(pieces) if piece.startswith(f"## {title}")]
+    if found:
+        pieces[found[0]] = new
+    else:
+        pieces.append(("\n" if pieces and not pieces[-1].endswith("\n\n") else "") + new)
+    path.write_text("".join(pieces).rstrip("\n") + "\n", encoding="utf-8")
+
+
+def other_sections(path: Path, titles: tuple[str, ...]) -> str:
+    """The sections of ``path`` whose headings start with ``## <one of titles>`` (to keep on a rewrite)."""
+    if not path.exists():
+        return ""
+    kept = [p for p in _sections(path.read_text(encoding="utf-8")) if p.startswith(tuple(f"## {t}" for t in titles))]
+    return "".join(piece.strip("\n") + "\n\n" for piece in kept)

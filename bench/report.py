@@ -42,9 +42,7 @@ def prep_summary(results: Results, side: str) -> dict[str, Any]:
         "cold": median([rows / r["runs"][0]["seconds"] for r in records]),
         "warm": median([rows / run["seconds"] for r in records for run in r["runs"][1:]]),
         "load": median([run["load_seconds"] for run in calls if run.get("load_seconds") is not None]),
-        "tokenize": median(
-            [run["tokenize_seconds"] for run in calls if run.get("tokenize_seconds") is not None]
-        ),
+        "tokenize": median([run["tokenize_seconds"] for run in calls if run.get("tokenize_seconds") is not None]),
         "rows_out": calls[0]["rows_out"] if calls else None,
         "tokens": calls[0]["tokens"] if calls else None,
         "peak": median([r["peak_rss_mb"] for r in records]),
@@ -151,10 +149,7 @@ def _preprocessing(results: Results) -> list[str]:
     out += [
         f"| **ratio** | | | | **{fmt(cold, 2)}×** | **{fmt(warm, 2)}×** | | | {fmt(peak, 2)}× |",
         "",
-        (
-            f"Target ≥ {TARGET_PREP:g}× LF rows/s: cold {verdict(cold, TARGET_PREP)}, "
-            f"warm {verdict(warm, TARGET_PREP)}."
-        ),
+        (f"Target ≥ {TARGET_PREP:g}× LF rows/s: cold {verdict(cold, TARGET_PREP)}, warm {verdict(warm, TARGET_PREP)}."),
         "",
     ]
     lf_tokens, tunery_tokens = prep["lf"]["tokens"], prep["tunery"]["tokens"]
@@ -194,9 +189,7 @@ def _training(results: Results) -> list[str]:
         speed = ratio(summary["tunery"]["tps"], summary["lf"]["tps"])
         memory = ratio(summary["tunery"]["peak"], summary["lf"]["peak"])
         wall = ratio(summary["tunery"]["wall"], summary["lf"]["wall"])
-        out.append(
-            f"| {label} | **ratio** | | | | **{fmt(speed, 2)}×** | | {fmt(wall, 2)}× | {fmt(memory, 2)}× |"
-        )
+        out.append(f"| {label} | **ratio** | | | | **{fmt(speed, 2)}×** | | {fmt(wall, 2)}× | {fmt(memory, 2)}× |")
         verdicts.append(
             f"- {label}: tokens/s ≥ {TARGET_TRAIN[job]:g}× LF {verdict(speed, TARGET_TRAIN[job])}; "
             f"peak RSS ≤ LF {verdict(memory, 1.0, higher_is_better=False)}."
@@ -209,9 +202,7 @@ def _failures(results: Results) -> list[str]:
         return []
     out = ["## Failed runs", ""]
     for failure in results.failures:
-        out.append(
-            f"- {failure['what']}, {NAMES[failure['side']]}: exit {failure['returncode']}, `{failure['log']}`"
-        )
+        out.append(f"- {failure['what']}, {NAMES[failure['side']]}: exit {failure['returncode']}, `{failure['log']}`")
         out += ["", "  ```", *("  " + line for line in failure["tail"].splitlines()), "  ```", ""]
     return out
 
@@ -274,9 +265,7 @@ def _commands(results: Results) -> list[str]:
         "```",
         "",
     ]
-    loaded = {
-        name: yaml.safe_load(Path(path).read_text(encoding="utf-8")) for name, path in results.jobs.items()
-    }
+    loaded = {name: yaml.safe_load(Path(path).read_text(encoding="utf-8")) for name, path in results.jobs.items()}
     text = Path(results.jobs["prep"]).read_text(encoding="utf-8").rstrip()
     out += [f"`{jobs['prep']}`:", "", "```yaml", text, "```", ""]
     for name in ("train", "train_packed"):

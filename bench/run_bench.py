@@ -36,6 +36,7 @@ from harness import (
     input_rows,
     log_tail,
     machine_info,
+    other_sections,
     prep_command,
     rel,
     run_measured,
@@ -46,6 +47,9 @@ from harness import (
     write_jobs,
 )
 from report import render
+
+#: sections of RESULTS.md written by the other benchmarks
+OTHER_BENCHMARKS = ("Serving:", "Platform service")
 
 Make = Callable[[Path, Path], list[str]]  # (output folder, scratch folder) -> command
 
@@ -75,18 +79,14 @@ class Bench:
         output_dir = self.runs_dir / name
         env = bench_env(self.args.threads, scratch)
         try:
-            measured = run_measured(
-                make(output_dir, scratch), env, self.runs_dir / f"{name}.log", self.args.timeout
-            )
+            measured = run_measured(make(output_dir, scratch), env, self.runs_dir / f"{name}.log", self.args.timeout)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         status = "timed out" if measured.timed_out else f"exit {measured.returncode}"
         print(f"[{name}] {status}, {measured.wall_seconds:.1f} s, {measured.peak_rss_mb:.0f} MB", flush=True)
         if measured.returncode != 0:
             failure = {"what": what, "side": side, "returncode": measured.returncode}
-            self.results.failures.append(
-                {**failure, "log": rel(measured.log), "tail": log_tail(measured.log)}
-            )
+            self.results.failures.append({**failure, "log": rel(measured.log), "tail": log_tail(measured.log)})
         return measured, output_dir
 
     def run(self) -> Results:
@@ -141,27 +141,17 @@ class Bench:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="processes per side and measurement (default 3)")
     parser.add_argument("--prep-repeat", type=int, default=3, help="timed preprocessing calls per process")
-    parser.add_argument(
-        "--max-samples", type=int, default=40, help="rows per dataset for training (default 40)"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads for both sides (0: torch default)"
-    )
+    parser.add_argument("--max-samples", type=int, default=40, help="rows per dataset for training (default 40)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both sides (0: torch default)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds before a run is killed")
     parser.add_argument("--sides", default="lf,tunery", help="comma-separated subset of: lf, tunery")
     parser.add_argument("--skip-prep", action="store_true", help="no preprocessing measurement")
     parser.add_argument("--skip-train", action="store_true", help="no training measurement")
-    parser.add_argument(
-        "--force-tunery", action="store_true", help="run Tunery even if entry points are missing"
-    )
-    parser.add_argument(
-        "--render-only", action="store_true", help="rewrite --out from bench/out/results.json"
-    )
+    parser.add_argument("--force-tunery", action="store_true", help="run Tunery even if entry points are missing")
+    parser.add_argument("--render-only", action="store_true", help="rewrite --out from bench/out/results.json")
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md", help="report file")
     args = parser.parse_args()
     args.sides = [side.strip() for side in args.sides.split(",") if side.strip() in SIDES]
@@ -172,7 +162,8 @@ def main() -> None:
     else:
         results = Bench(args).run()
         raw.write_text(json.dumps(asdict(results), indent=2), encoding="utf-8")
-    args.out.write_text(render(results), encoding="utf-8")
+    kept = other_sections(args.out, OTHER_BENCHMARKS)  # serve_bench's and service_bench's sections stay
+    args.out.write_text(render(results).rstrip("\n") + "\n\n" + kept, encoding="utf-8")
     print(f"wrote {rel(args.out)}" + ("" if args.render_only else f" and {rel(raw)}"), flush=True)
 
 

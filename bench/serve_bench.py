@@ -6,7 +6,7 @@ started as its own server process on 127.0.0.1, warmed up with one request, then
 ``--requests`` streaming requests one after the other (greedy, ``max_tokens`` tokens). Measured per side:
 completion tokens/s over the whole concurrent phase (tokens counted by re-tokenizing each streamed answer
 with the model's tokenizer, the same way for every side) and time to first token (first content chunk) per
-request. Results are appended to bench/RESULTS.md as a new section; raw numbers go to bench/out/serve.json.
+request. Results replace the "Serving" section of bench/RESULTS.md; raw numbers go to bench/out/serve.json.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BENCH, LF_CLI, OUT, ROOT, bench_env, ensure_lf, ensure_model, machine_info
+from harness import BENCH, LF_CLI, OUT, ROOT, bench_env, ensure_lf, ensure_model, machine_info, replace_section
 
 TUNERY_PY = ROOT / ".venv" / "bin" / "python"
 VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
@@ -234,7 +234,7 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=0, help="OMP threads per server (0: torch default)")
     parser.add_argument("--startup-timeout", type=float, default=600)
-    parser.add_argument("--no-write", action="store_true", help="print the section, do not append to RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help="print the section, do not write RESULTS.md")
     args = parser.parse_args()
     sides = [side for side in args.sides.split(",") if side]
     OUT.mkdir(parents=True, exist_ok=True)
@@ -261,8 +261,7 @@ def main() -> int:
     (OUT / "serve.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     print(section)
     if not args.no_write:
-        with (BENCH / "RESULTS.md").open("a", encoding="utf-8") as handle:
-            handle.write(section)
+        replace_section(BENCH / "RESULTS.md", "Serving:", section)
     return 0
 
 

@@ -9,6 +9,7 @@ the time the worker's relay stored the progress event.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -26,13 +27,10 @@ from tunery.server.db.session import Database
 
 ENGINE_MARK = "tunery.cli.main"
 POLL = 0.01
-#: What an import-only probe loads: the modules ``tunery train`` imports before it reads the model.
+#: What an import-only probe loads: what ``tunery train`` imports before it starts (later lazy imports excluded).
 IMPORT_PROBE = (
-    "import time; t0 = time.time()\n"
     "import tunery.cli.main, tunery.engine.events; tunery.cli.main.build_parser()\n"
     "from tunery.engine.train.runner import run_training\n"
-    "import transformers, peft, trl\n"
-    "print(time.time() - t0)\n"
 )
 
 PHASES = (
@@ -106,6 +104,16 @@ def _engine(worker: psutil.Process, job_id: str) -> psutil.Process | None:
     return None
 
 
+def _started_at(pid: int) -> float | None:
+    """Wall-clock start of ``pid`` to a clock tick (psutil's create_time rounds boot time to whole seconds)."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+
+
 def _mapped(pid: int, path: str) -> bool:
     try:
         with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as maps:
@@ -153,7 +161,7 @@ def run_job(
         if engine is None:
             engine = _engine(worker, timeline.job_id)
             if engine is not None:
-                timeline.process = engine.create_time()
+                timeline.process = _started_at(engine.pid)
         if engine is not None and timeline.weights is None and _mapped(engine.pid, str(weights)):
             timeline.weights = time.time()
         if tick % 10 == 0 and _progress_stored(database, timeline.job_id):

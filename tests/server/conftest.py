@@ -35,6 +35,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.server.factories import Factory, ProjectHandle, UserHandle
+from tests.server.worker_support import RedisServer, Stack
 from tunery.server.api.app import create_app
 from tunery.server.config import Settings
 from tunery.server.db.base import Base
@@ -124,3 +125,20 @@ def project(factory: Factory) -> ProjectHandle:
 @pytest.fixture
 def owner(project: ProjectHandle) -> UserHandle:
     return project.owner
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private Redis for the module's worker tests (they restart it)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack(pg_url: str, tmp_path: Path, redis_server: RedisServer) -> Iterator[Stack]:
+    """`tunery worker` / `tunery scheduler` processes on the test database and the private Redis."""
+    stack = Stack(tmp_path, pg_url, redis_server.url, TUNERY_REDIS_URL=redis_server.url)
+    yield stack
+    stack.close()

@@ -67,8 +67,13 @@ class Catalog:
                 (folder / file_name).write_text(text, encoding="utf-8")
             (folder / "dataset_info.json").write_text(json.dumps({name: entry}), encoding="utf-8")
             version = DatasetVersion(
-                dataset_id=dataset.id, version=number, content_hash=secrets.token_hex(32), storage_path=relative,
-                info=entry, stage="sft", status="valid",
+                dataset_id=dataset.id,
+                version=number,
+                content_hash=secrets.token_hex(32),
+                storage_path=relative,
+                info=entry,
+                stage="sft",
+                status="valid",
             )
             session.add(version)
             session.commit()

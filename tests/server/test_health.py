@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,12 @@ def test_the_api_process_never_imports_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_start_up_objects_are_frozen_out_of_the_cycle_collector(settings: Settings) -> None:
+    """The app's start (its lifespan) freezes the long-lived objects out of the cycle collector's way."""
+    gc.unfreeze()  # whatever an earlier app in this process froze
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/health").status_code == 200
+        assert gc.get_freeze_count() > 10_000

@@ -340,13 +340,15 @@ def test_logs_metrics_checkpoints_and_artifacts(client: TestClient, world: Catal
     with world.database.session() as session:
         session.add_all([LogLine(job_id=job_id, seq=n, attempt=1, line=f"line {n}") for n in range(1, 6)])
         session.add_all([Metric(job_id=job_id, step=n, attempt=1, values={"loss": 3.0 / n}) for n in range(1, 4)])
-        session.add_all([
-            Checkpoint(job_id=job_id, step=1, path=f"jobs/{job_id}/output/checkpoint-1", deleted=True),
-            Checkpoint(job_id=job_id, step=3, path=f"jobs/{job_id}/output/checkpoint-3"),
-            Artifact(job_id=job_id, name="adapter", kind="adapter", path=f"jobs/{job_id}/output/adapter"),
-            Artifact(job_id=job_id, name="results", kind="results", path=f"jobs/{job_id}/output/results.json"),
-            Artifact(job_id=job_id, name="escape", kind="results", path="../../etc/passwd"),
-        ])
+        session.add_all(
+            [
+                Checkpoint(job_id=job_id, step=1, path=f"jobs/{job_id}/output/checkpoint-1", deleted=True),
+                Checkpoint(job_id=job_id, step=3, path=f"jobs/{job_id}/output/checkpoint-3"),
+                Artifact(job_id=job_id, name="adapter", kind="adapter", path=f"jobs/{job_id}/output/adapter"),
+                Artifact(job_id=job_id, name="results", kind="results", path=f"jobs/{job_id}/output/results.json"),
+                Artifact(job_id=job_id, name="escape", kind="results", path="../../etc/passwd"),
+            ]
+        )
         session.commit()
     base, headers = f"/api/jobs/{job_id}", registered.owner.headers
     logs = client.get(f"{base}/logs", params={"after": 2, "limit": 2}, headers=headers).json()

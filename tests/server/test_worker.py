@@ -5,16 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 import yaml
 from sqlalchemy import select
 
 from tests.server.worker_support import (
+    FINISHED,
+    TRAINING_TIMEOUT,
     RedisServer,
     Stack,
     engine_processes,
@@ -31,24 +31,6 @@ from tunery.server.db.models import Artifact, Checkpoint, JobStatus, LogLine, Wo
 from tunery.server.live.messages import channel
 from tunery.server.services.jobs import cancel_job
 from tunery.server.worker.checkpoints import is_complete_checkpoint
-
-FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-TRAINING_TIMEOUT = 600  # bounds a wait on a busy 2-core machine; nothing asserts durations
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def stack(pg_url: str, tmp_path: Path, redis_server: RedisServer) -> Iterator[Stack]:
-    stack = Stack(tmp_path, pg_url, redis_server.url, TUNERY_REDIS_URL=redis_server.url)
-    yield stack
-    stack.close()
 
 
 class LiveListener:

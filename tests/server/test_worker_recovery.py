@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import pytest
 from sqlalchemy import select
 
 from tests.server.worker_support import (
+    FINISHED,
+    TRAINING_TIMEOUT,
     RedisServer,
     Stack,
     engine_processes,
@@ -29,24 +29,6 @@ from tests.server.worker_support import (
 from tunery.server.db.models import Checkpoint, JobStatus, Metric
 from tunery.server.worker.context import WorkerContext
 from tunery.server.worker.reaper import reap
-
-FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-TRAINING_TIMEOUT = 600  # bounds a wait on a busy 2-core machine; nothing asserts durations
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def stack(pg_url: str, tmp_path: Path, redis_server: RedisServer) -> Iterator[Stack]:
-    stack = Stack(tmp_path, pg_url, redis_server.url, TUNERY_REDIS_URL=redis_server.url)
-    yield stack
-    stack.close()
 
 
 def signal_groups(processes: list[psutil.Process], signum: int) -> None:

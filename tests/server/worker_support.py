@@ -27,6 +27,8 @@ from tunery.spec import JobSpec
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE_MARK = "tunery.cli.main"
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+TRAINING_TIMEOUT = 600  # bounds a wait on a busy 2-core machine; nothing asserts durations
 
 
 def free_port() -> int:
