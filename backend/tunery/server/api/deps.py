@@ -66,6 +66,8 @@ async def get_session(request: Request, database: DatabaseDep) -> AsyncIterator[
 #: requests holding a DB session at once, per server process; more wait their turn without holding a thread.
 #: Below the pool's size (db/session.py): a request never waits for a connection while holding a thread that
 #: the requests holding connections need to finish (that deadlocked an overloaded server until pool timeouts).
+#: Small: past a few, more threads only contend for the GIL; at 200 requests/s on one process (bench/) 20
+#: let the server fall behind for good, 6 kept it serving. A slow request (a dataset preview) holds one.
 MAX_SESSIONS = 6
 SessionDep = Annotated[Session, Depends(get_session, max_concurrency=MAX_SESSIONS)]
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tunery.server.config import Settings
 
-#: up to 30 connections in bursts: the API admits MAX_SESSIONS (20) requests with a session at once, and its
+#: up to 30 connections in bursts: the API admits MAX_SESSIONS (6) requests with a session at once, and its
 #: streams and idempotency records take short extra ones
 POOL_SIZE, POOL_OVERFLOW = 5, 25
 #: a pooled connection unused for longer is pinged before it is handed out (a database restart or an idle
