@@ -12,8 +12,8 @@ from pathlib import Path
 
 from tests.support.train_data import tiny_data_builder, tiny_spec
 from tunery.engine.events import EventSink
-from tunery.engine.train.checkpoints import is_valid_checkpoint
 from tunery.engine.train.runner import run_training
+from tunery.spec.checkpoints import is_complete_checkpoint
 from tunery.spec.events import (
     EXIT_CANCELLED,
     EXIT_SUCCEEDED,
@@ -57,7 +57,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_from_it(tiny_llama: Path
     assert isinstance(finished, FinishedEvent) and finished.outcome == "cancelled"
     assert 1 <= finished.step < 12
     assert finished.checkpoint == str(out / f"checkpoint-{finished.step}")
-    assert is_valid_checkpoint(Path(finished.checkpoint))
+    assert is_complete_checkpoint(Path(finished.checkpoint))
     assert not (out / "adapter_model.safetensors").exists()  # no final artifacts for a cancelled run
     seqs = [e.seq for e in events]  # type: ignore[attr-defined]
     assert seqs == sorted(set(seqs))

@@ -13,13 +13,10 @@ from safetensors.torch import load_file
 
 from tests.support.train_data import tiny_data_builder, tiny_spec
 from tunery.engine.events import EventSink
-from tunery.engine.train.checkpoints import (
-    is_valid_checkpoint,
-    latest_valid_checkpoint,
-    resolve_resume,
-)
+from tunery.engine.train.checkpoints import latest_valid_checkpoint, resolve_resume
 from tunery.engine.train.errors import TrainingError
 from tunery.engine.train.runner import run_training
+from tunery.spec.checkpoints import is_complete_checkpoint
 from tunery.spec.events import (
     EXIT_INVALID,
     EXIT_SUCCEEDED,
@@ -51,7 +48,7 @@ def test_checkpoint_every_save_steps_keeps_the_newest(tiny_llama: Path, tmp_path
     assert code == EXIT_SUCCEEDED
     assert [e.step for e in events if e.type == "checkpoint"] == [2, 4, 6, 8]
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-6", "checkpoint-8"]
-    assert all(is_valid_checkpoint(p) for p in out.glob("checkpoint-*"))
+    assert all(is_complete_checkpoint(p) for p in out.glob("checkpoint-*"))
 
 
 def test_latest_valid_checkpoint_skips_half_written_ones(tmp_path: Path) -> None:

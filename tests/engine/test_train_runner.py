@@ -13,8 +13,8 @@ import torch
 from tests.support.train_data import tiny_data_builder, tiny_spec
 from tunery.engine.events import EventSink
 from tunery.engine.train.cancel import CancelRequest
-from tunery.engine.train.checkpoints import is_valid_checkpoint
 from tunery.engine.train.runner import run_training, setup_training, train_and_save
+from tunery.spec.checkpoints import is_complete_checkpoint
 from tunery.spec.events import (
     EXIT_FAILED,
     EXIT_INVALID,
@@ -127,7 +127,7 @@ def test_non_empty_output_dir_is_refused_unless_overwritten(tiny_llama: Path, tm
     assert code == EXIT_SUCCEEDED
     assert (out / "notes.txt").exists()  # only the old run's checkpoints are cleared
     assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-1"]
-    assert is_valid_checkpoint(out / "checkpoint-1")  # the new run's own save replaced the old folder
+    assert is_complete_checkpoint(out / "checkpoint-1")  # the new run's own save replaced the old folder
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")

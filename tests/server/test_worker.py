@@ -30,7 +30,7 @@ from tests.support.tiny_models import SHARED_DATA
 from tunery.server.db.models import Artifact, Checkpoint, JobStatus, LogLine, Worker
 from tunery.server.live.messages import channel
 from tunery.server.services.jobs import cancel_job
-from tunery.server.worker.checkpoints import is_complete_checkpoint
+from tunery.spec.checkpoints import is_complete_checkpoint
 
 
 class LiveListener:

@@ -2,42 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 from tunery.engine.train.errors import invalid_spec
+from tunery.spec.checkpoints import TRAINER_STATE, checkpoint_step, is_complete_checkpoint
 from tunery.spec.training import TrainingSection
 
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-TRAINER_STATE = "trainer_state.json"
 TRAINER_LOG = "trainer_log.jsonl"
-#: Weight files transformers/peft write; one of them must be present.
-WEIGHT_FILES = (
-    "adapter_model.safetensors",
-    "adapter_model.bin",
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
-#: transformers' marker of a checkpoint still being written.
-INCOMPLETE_MARKER = "checkpoint-is-incomplete.txt"
-
-
-def checkpoint_step(path: Path) -> int | None:
-    match = CHECKPOINT_PATTERN.match(path.name)
-    return int(match.group(1)) if match else None
-
-
-def is_valid_checkpoint(path: Path) -> bool:
-    """A complete checkpoint: trainer state and weights written, no in-progress marker."""
-    return (
-        path.is_dir()
-        and (path / TRAINER_STATE).is_file()
-        and any((path / name).is_file() for name in WEIGHT_FILES)
-        and not (path / INCOMPLETE_MARKER).exists()
-    )
 
 
 def list_checkpoints(output_dir: Path) -> list[Path]:
@@ -51,7 +23,7 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
 def latest_valid_checkpoint(output_dir: Path) -> Path | None:
     """The newest complete checkpoint; half-written ones (a crash mid-save) are skipped."""
     for path in reversed(list_checkpoints(output_dir)):
-        if is_valid_checkpoint(path):
+        if is_complete_checkpoint(path):
             return path
     return None
 
@@ -69,7 +41,7 @@ def resolve_resume(training: TrainingSection) -> Path | None:
             )
         return found
     path = Path(value)
-    if not is_valid_checkpoint(path):
+    if not is_complete_checkpoint(path):
         raise invalid_spec(
             "resume_from_checkpoint", f"{value} is not a complete checkpoint (needs {TRAINER_STATE} and weights)"
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from sqlalchemy import select
@@ -10,27 +9,7 @@ from sqlalchemy.orm import Session
 
 from tunery.server.db.models import Checkpoint
 from tunery.server.worker.jobfile import job_files, resolve_stored_path
-
-_CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
-_WEIGHTS = (
-    "adapter_model.safetensors",
-    "adapter_model.bin",
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
-_INCOMPLETE = "checkpoint-is-incomplete.txt"
-
-
-def is_complete_checkpoint(path: Path) -> bool:
-    """Trainer state and weights written, no transformers 'still writing' marker (same rule as the engine)."""
-    return (
-        path.is_dir()
-        and (path / "trainer_state.json").is_file()
-        and any((path / name).is_file() for name in _WEIGHTS)
-        and not (path / _INCOMPLETE).exists()
-    )
+from tunery.spec.checkpoints import checkpoint_step, is_complete_checkpoint
 
 
 def relative_to_root(storage_root: Path, path: Path) -> str:
@@ -47,9 +26,9 @@ def newest_complete_checkpoint(session: Session, storage_root: Path, job_id: str
     output = job_files(storage_root, job_id).output_dir
     if output.is_dir():
         for folder in output.iterdir():
-            match = _CHECKPOINT_DIR.match(folder.name)
-            if match:
-                candidates[folder] = int(match.group(1))
+            step = checkpoint_step(folder)
+            if step is not None:
+                candidates[folder] = step
     for path, _step in sorted(candidates.items(), key=lambda item: item[1], reverse=True):
         if is_complete_checkpoint(path):
             return relative_to_root(storage_root, path)
