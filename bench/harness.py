@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -308,7 +309,7 @@ def rel(path: str | Path) -> str:
 
 def _sections(text: str) -> list[str]:
     """``text`` cut before each ``## `` heading (the first piece is what precedes the first heading)."""
-    starts = [0] + [m + 1 for m in range(len(text)) if text.startswith("\n## ", m)]
+    starts = [0] + [match.start() + 1 for match in re.finditer(r"\n## ", text)]
     return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
 
 

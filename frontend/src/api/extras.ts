@@ -1,7 +1,9 @@
-// Endpoints that are not in the OpenAPI document yet, read defensively:
+// Hand-written readers, from before these endpoints were in the OpenAPI document (they are now; moving the
+// callers to the generated client is a follow-up), read defensively:
 // - GET /api/workers (workers and their GPUs)
-// - the OpenAI-compatible /v1 serving endpoints (a later issue)
-// When one is missing (404/405/501, or no such route), callers get `available: false` and say so.
+// - the OpenAI-compatible /v1 serving endpoints
+// When one is missing (404/405/501, or no such route, e.g. a proxy that only forwards /api), callers get
+// `available: false` and say so.
 import { rawFetch } from './client';
 import { toApiError } from './errors';
 
