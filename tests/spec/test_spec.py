@@ -80,7 +80,7 @@ def test_missing_model_is_required() -> None:
 @pytest.mark.parametrize(
     ("raw", "field", "fragment"),
     [
-        ({"stage": "ppo"}, "stage", "not trainable yet"),
+        ({"stage": "orpo"}, "stage", "'grpo'"),
         ({"bf16": True, "fp16": True}, "bf16", "cannot both"),
         ({"streaming": True}, "max_steps", "when streaming"),
         ({"eval_strategy": "steps"}, "eval_strategy", "needs val_size"),

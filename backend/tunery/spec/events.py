@@ -47,6 +47,10 @@ class ProgressEvent(_Event):
     lr: float | None = None
     grad_norm: float | None = None
     tokens_per_second: float | None = None
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="The stage's own training metrics at this step (e.g. rewards/accuracies, kl, reward).",
+    )
     elapsed_seconds: float
     eta_seconds: float | None = None
 

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tunery.spec.base import Section, split_csv
+from tunery.spec.stages import STAGE_NAMES
 
-Stage = Literal["pt", "sft", "rm", "ppo", "dpo", "kto"]
+if TYPE_CHECKING:
+    Stage = str
+else:
+    Stage = Literal[STAGE_NAMES]  # derived from the stage catalog (tunery.spec.stages)
 FinetuningType = Literal["lora", "freeze", "full"]
+
+
+class RewardFuncSpec(BaseModel):
+    """One GRPO reward function and its weight in the total reward."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="Built-in name or 'package.module:function'.")
+    weight: float = 1.0
+    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the function.")
 
 
 class MethodSection(Section):
@@ -63,6 +77,18 @@ class MethodSection(Section):
     ppo_score_norm: bool = False
     ppo_target: float = 6.0
     ppo_whiten_rewards: bool = False
+    # GRPO (beyond LLaMA-Factory; TRL's GRPOConfig names, prefixed where they would be ambiguous)
+    reward_funcs: list[RewardFuncSpec] = Field(
+        default_factory=list,
+        description="GRPO reward functions: built-in names (exact_match, regex, length, reward_model) or "
+        "'package.module:function', each with a weight; 'a,b' or a list of {name, weight, args}.",
+    )
+    num_generations: int = Field(default=4, ge=2, description="GRPO: answers sampled per prompt (the group).")
+    grpo_beta: float = Field(default=0.0, ge=0, description="GRPO: KL coefficient to the reference model.")
+    grpo_epsilon: float = Field(default=0.2, gt=0, description="GRPO: clipping range of the policy ratio.")
+    max_completion_length: int | None = Field(
+        default=None, gt=0, description="PPO/GRPO: tokens generated per answer (default: max_new_tokens)."
+    )
     # Misc
     pure_bf16: bool = False
     compute_accuracy: bool = False
@@ -84,6 +110,14 @@ class MethodSection(Section):
         "freeze_extra_modules",
         mode="before",
     )(split_csv)
+
+    @field_validator("reward_funcs", mode="before")
+    @classmethod
+    def _reward_funcs(cls, value: Any) -> Any:
+        value = split_csv(value)
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
 
     @property
     def effective_lora_alpha(self) -> int:

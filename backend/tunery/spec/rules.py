@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 from tunery.spec.errors import SpecProblem
 from tunery.spec.method import UNSUPPORTED_METHOD_OPTIONS
 from tunery.spec.model import UNSUPPORTED_MODEL_OPTIONS
+from tunery.spec.stages import STAGE_NAMES
 from tunery.spec.training import UNSUPPORTED_TRAINING_OPTIONS
 
 if TYPE_CHECKING:
     from tunery.spec.job import JobSpec
 
-#: Stages the engine can train today; the others parse but are refused with a clear message.
-TRAINED_STAGES: tuple[str, ...] = ("pt", "sft")
+#: Stages the engine trains: every entry of the stage catalog.
+TRAINED_STAGES: tuple[str, ...] = STAGE_NAMES
 
 Rule = Callable[["JobSpec"], list[SpecProblem]]
 RULES: list[Rule] = []
@@ -34,14 +35,6 @@ def apply_rules(spec: JobSpec) -> list[SpecProblem]:
     for check in RULES:
         problems.extend(check(spec))
     return problems
-
-
-@rule
-def _stage_trained(spec: JobSpec) -> list[SpecProblem]:
-    if spec.method.stage in TRAINED_STAGES:
-        return []
-    known = ", ".join(TRAINED_STAGES)
-    return [SpecProblem("stage", f"stage '{spec.method.stage}' is not trainable yet; use one of: {known}")]
 
 
 @rule

@@ -18,6 +18,8 @@ from tunery.spec.events import CheckpointEvent, EvalEvent, ProgressEvent, Starte
 
 #: Log keys of the trainer's end-of-training summary (not a progress record).
 _SUMMARY_KEYS = ("train_loss",)
+#: Log keys a progress event carries in its own fields (every other number goes to ``metrics``).
+_PROGRESS_KEYS = ("loss", "learning_rate", "grad_norm", "epoch", "num_input_tokens_seen")
 
 
 @dataclass
@@ -127,6 +129,7 @@ class EventCallback(TrainerCallback):  # type: ignore[misc]
             lr=_number(logs.get("learning_rate")),
             grad_norm=_number(logs.get("grad_norm")),
             tokens_per_second=self.tokens_per_second(state, elapsed),
+            metrics=stage_metrics(logs),
             elapsed_seconds=round(elapsed, 3),
             eta_seconds=None if eta is None else round(eta, 3),
         )
@@ -153,6 +156,15 @@ class EventCallback(TrainerCallback):  # type: ignore[misc]
         output_dir.mkdir(parents=True, exist_ok=True)
         with (output_dir / TRAINER_LOG).open("a", encoding="utf-8") as log:
             log.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def stage_metrics(logs: dict[str, Any]) -> dict[str, float]:
+    """A training log's numbers besides loss, lr and grad norm: what the stage reports (rewards, kl, ...)."""
+    return {
+        key: float(value)
+        for key, value in logs.items()
+        if key not in _PROGRESS_KEYS and not key.startswith("eval_") and _is_number(value)
+    }
 
 
 def _is_number(value: Any) -> bool:

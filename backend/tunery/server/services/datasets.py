@@ -10,7 +10,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -21,11 +21,11 @@ from tunery.server.errors import ConflictError, NotFoundError
 from tunery.server.services.dataset_files import INFO_FILE, content_hash, resolve_entry
 from tunery.server.storage import Storage
 from tunery.server.uploads import StagedUpload
-from tunery.spec.method import Stage
+from tunery.spec.stages import STAGE_NAMES
 
 #: row errors kept in a stored report (all are counted)
 MAX_STORED_ERRORS = 1000
-STAGES: tuple[str, ...] = get_args(Stage)
+STAGES: tuple[str, ...] = STAGE_NAMES
 
 
 def create_dataset(session: Session, project_id: str, name: str, description: str | None) -> Dataset:

@@ -103,6 +103,7 @@ class EventRelay:
                 return  # already relayed
             if isinstance(event, ProgressEvent):
                 metrics = {key: payload[key] for key in PROGRESS_METRICS if payload.get(key) is not None}
+                metrics.update(event.metrics)  # the stage's own (rewards/accuracies, kl, ...)
                 store_metrics(session, claim.job_id, event.step, claim.attempt, metrics)
             elif isinstance(event, EvalEvent):
                 store_metrics(session, claim.job_id, event.step, claim.attempt, dict(event.metrics))

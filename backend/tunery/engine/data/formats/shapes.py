@@ -5,19 +5,16 @@ from __future__ import annotations
 from typing import Literal
 
 from tunery.engine.data.api import DataError
+from tunery.spec.stages import STAGE_SHAPES as CATALOG_SHAPES
 
 #: pt: one text; sft: a conversation ending with the answer; unsupervised: the answer may be missing
-#: (ppo); pairwise: prompt + [chosen, rejected] (rm, dpo); kto: an answer with a true/false label.
+#: (ppo, grpo); pairwise: prompt + [chosen, rejected] (rm, dpo); kto: an answer with a true/false label.
 Shape = Literal["pt", "sft", "unsupervised", "pairwise", "kto"]
 SHAPES: tuple[Shape, ...] = ("pt", "sft", "unsupervised", "pairwise", "kto")
 
+#: Derived from the stage catalog; its "prompt" shape is LLaMA-Factory's "unsupervised" (answer optional).
 STAGE_SHAPES: dict[str, Shape] = {
-    "pt": "pt",
-    "sft": "sft",
-    "rm": "pairwise",
-    "dpo": "pairwise",
-    "ppo": "unsupervised",
-    "kto": "kto",
+    name: "unsupervised" if shape == "prompt" else shape for name, shape in CATALOG_SHAPES.items()
 }
 
 
