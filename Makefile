@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up dashboard quickstart test install lint typecheck unit frontend-test e2e services bench bench-serve bench-service clean
+.PHONY: up dashboard quickstart test install lint typecheck unit frontend-test e2e services bench bench-serve bench-service bench-pref clean
 
 $(STAMP): backend/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -90,6 +90,10 @@ bench-serve: install
 ## Platform service benchmark (API latency, websocket fan-out, submit -> first step) on PostgreSQL + Redis.
 bench-service: install services
 	$(BIN)/python bench/service_bench.py
+
+## Preference/RL benchmark: DPO-LoRA vs LLaMA-Factory 0.9.5, GRPO rollout + update throughput.
+bench-pref: install
+	$(BIN)/python bench/pref_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-vllm .tunery .mypy_cache .ruff_cache .pytest_cache

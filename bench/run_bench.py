@@ -49,7 +49,7 @@ from harness import (
 from report import render
 
 #: sections of RESULTS.md written by the other benchmarks
-OTHER_BENCHMARKS = ("Serving:", "Platform service")
+OTHER_BENCHMARKS = ("Serving:", "Platform service", "Preference and RL")
 
 Make = Callable[[Path, Path], list[str]]  # (output folder, scratch folder) -> command
 

@@ -399,7 +399,8 @@ async function main() {
           await waitFor(async () => ['succeeded', 'failed', 'cancelled'].includes((await apiGet(`/api/jobs/${mainRun}`)).status), 'the main run to finish', 600_000, 2000);
           await page.reload();
           await page.locator('[data-testid="status-badge"][data-status="succeeded"]').first().waitFor({ timeout: 30_000 });
-          await waitFor(async () => Number(await page.getByTestId('chart-eval_loss').getAttribute('data-points')) > 0, 'eval loss points', 30_000);
+          // the eval loss is drawn in the loss chart, beside its training twin
+          await waitFor(async () => ((await page.getByTestId('chart-loss').getAttribute('data-series')) ?? '').split(',').includes('eval_loss'), 'eval loss points', 30_000);
           await shot('14-run-finished');
           await page.getByTestId('tab-logs').click();
           await page.getByTestId('log-tail').waitFor();

@@ -118,11 +118,11 @@ def test_bad_tools_json(tmp_path: Path) -> None:
 
 def test_preference_and_kto_errors(tmp_path: Path) -> None:
     pref = {"formatting": "sharegpt", "ranking": True, "columns": {"chosen": "chosen", "rejected": "rejected"}}
-    answer = {"from": "gpt", "value": "x"}
+    answer, other = {"from": "gpt", "value": "x"}, {"from": "gpt", "value": "y"}
     rows = [
-        {"conversations": _turns(("human", "q")), "chosen": answer, "rejected": answer},
-        {"conversations": _turns(("human", "q"), ("gpt", "a")), "chosen": answer, "rejected": answer},
-        {"conversations": _turns(("human", "q")), "chosen": {"from": "human", "value": "x"}, "rejected": answer},
+        {"conversations": _turns(("human", "q")), "chosen": answer, "rejected": other},
+        {"conversations": _turns(("human", "q"), ("gpt", "a")), "chosen": answer, "rejected": other},
+        {"conversations": _turns(("human", "q")), "chosen": {"from": "human", "value": "x"}, "rejected": other},
         {"conversations": _turns(("human", "q")), "chosen": answer},
     ]
     kto = {"columns": {"kto_tag": "label"}}

@@ -149,8 +149,8 @@ def test_errors_have_openai_shape(client: TestClient, world: World) -> None:
     assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "context_length_exceeded"
     ends_with_answer = chat(client, world.key_a, "tiny", messages=[{"role": "assistant", "content": "hi"}])
     assert ends_with_answer.status_code == 400 and "user" in ends_with_answer.json()["error"]["message"]
-    score = client.post("/v1/score", json={"model": "tiny"}, headers=world.key_a)
-    assert score.status_code == 501 and "stage 'rm'" in score.json()["error"]["message"]
+    score = client.post("/v1/score", json={"model": "tiny", "input": ["hi"]}, headers=world.key_a)
+    assert score.status_code == 400 and score.json()["error"]["code"] == "not_a_reward_model"
 
 
 def test_adapters_of_one_base_share_one_engine(client: TestClient, world: World) -> None:

@@ -110,8 +110,8 @@ def test_fine_tuning_jobs_are_views_over_platform_jobs(
             headers={**key, **in_project},
         )
 
-    dpo = create(training_file=pairs["id"], method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}})
-    assert dpo.status_code == 400 and "stage 'dpo'" in dpo.json()["error"]["message"]
+    refused = create(training_file=pairs["id"], method={"type": "reinforcement"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "method.type"
     assert create(model="missing").status_code == 400
     assert create(training_file="file-nope").status_code == 404
     assert create(hyperparameters={"n_epochs": 0}).status_code == 400

@@ -98,10 +98,10 @@ def test_fine_tune_and_chat_with_the_openai_sdk(stack: Stack, tiny_llama: Path, 
         with pytest.raises(openai.NotFoundError):
             outsider.files.retrieve(uploaded.id)
 
-        # methods the engine cannot train are refused clearly
+        # a method given the wrong kind of file is refused clearly
         with pytest.raises(openai.BadRequestError) as dpo:
             client.fine_tuning.jobs.create(model="tiny", training_file=uploaded.id, method={"type": "dpo"})
-        assert "stage 'dpo'" in dpo.value.message
+        assert "preference file" in dpo.value.message
 
         hyper = {"n_epochs": 20, "batch_size": 8, "learning_rate_multiplier": 100}
         job = client.fine_tuning.jobs.create(

@@ -94,6 +94,8 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     hidden = len(report.errors) - args.max_errors
     if hidden > 0:
         out.write(f"  ... and {hidden} more row errors\n")
+    for warning in report.warnings:
+        out.write(f"warning: {warning}\n")
     out.write(f"data: {report.rows_valid}/{report.rows_total} rows valid, {len(report.errors)} errors\n")
     return EXIT_SUCCEEDED if report.rows_valid > 0 and not report.errors else EXIT_INVALID
 

@@ -83,6 +83,14 @@ async def _serve(
     whole: Callable[[Prepared], Awaitable[dict[str, Any]]],
     stream: Callable[[Prepared], AsyncIterator[str]] | None,
 ) -> Response:
+    if target.reward:
+        raise OpenAIError(
+            400,
+            f"The model '{target.model_id}' is a reward model: it scores answers (POST /v1/score), it does not "
+            "generate them.",
+            param="model",
+            code="reward_model",
+        )
     stack = contextlib.AsyncExitStack()
     try:
         lease = await stack.enter_async_context(manager.lease(target))
@@ -133,4 +141,11 @@ async def serve_completion(
 
 
 def model_card(target: ServeTarget) -> dict[str, Any]:
-    return {"id": target.model_id, "object": "model", "created": target.created, "owned_by": target.owned_by}
+    """OpenAI's model object, plus ``reward_model``: true for models that /v1/score takes (and chat refuses)."""
+    return {
+        "id": target.model_id,
+        "object": "model",
+        "created": target.created,
+        "owned_by": target.owned_by,
+        "reward_model": target.reward,
+    }

@@ -17,6 +17,7 @@ from tunery.engine.templates import ChatTemplate, get_template
 from tunery.serving.config import ServingConfig
 from tunery.serving.engines import InferenceEngine, create_engine, default_engine
 from tunery.serving.engines.registry import canonical
+from tunery.serving.scoring import RewardScorers
 from tunery.serving.types import EngineError, ServeTarget
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class EngineManager:
         self._lock = asyncio.Lock()
         self._reaper: asyncio.Task[None] | None = None
         self._templates: dict[tuple[str, str | None], ChatTemplate] = {}
+        #: reward models for /v1/score, loaded on first use and unloaded when idle like the engines
+        self.scorers = RewardScorers(self.config)
 
     # ----- engines --------------------------------------------------------------------------------
     def choose_kind(self, requested: str | None) -> str:
@@ -149,6 +152,10 @@ class EngineManager:
     # ----- deployments ----------------------------------------------------------------------------
     async def deploy(self, target: ServeTarget, kind: str | None = None) -> Deployment:
         """Start (or reuse) the engine for ``target`` and keep it running until undeployed."""
+        if target.reward:
+            raise EngineError(
+                f"{target.model_id} is a reward model: /v1/score loads it on first use (it has no generation engine)"
+            )
         for existing in self.deployments.values():
             if existing.target == target:
                 return existing
@@ -204,7 +211,10 @@ class EngineManager:
         for slot in idle:
             log.info("stopping the idle %s engine of %s", slot.kind, slot.base_path)
             await self._stop_slot(slot)
-        return [slot.base_path for slot in idle]
+        unloaded = await self.scorers.reap_idle()
+        for path in unloaded:
+            log.info("unloaded the idle reward model %s", path)
+        return [slot.base_path for slot in idle] + unloaded
 
     async def _stop_slot(self, slot: Slot) -> None:
         slot.state = "stopping"
@@ -220,6 +230,7 @@ class EngineManager:
                 await self._reaper
             self._reaper = None
         self.deployments.clear()
+        await self.scorers.shutdown()
         for slot in list(self.slots.values()):
             with contextlib.suppress(Exception):
                 await self._stop_slot(slot)

@@ -1,11 +1,12 @@
 """OpenAI request bodies for chat and text completions (fields Tunery serves; unknown fields are ignored,
-fields it cannot honour are refused by :func:`tunery.serving.protocol.unsupported`)."""
+fields it cannot honour are refused by :func:`tunery.serving.chat.unsupported`); the /v1/score request and
+response; OpenAI's error shape for the OpenAPI document."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Body(BaseModel):
@@ -87,3 +88,84 @@ class CompletionRequest(SamplingFields):
     echo: bool = False
     suffix: str | None = None
     best_of: int | None = None
+
+
+# ----- /v1/score ----------------------------------------------------------------------------------
+#: most texts or pairs one /v1/score request may hold (scored in batches of the engine's max_batch)
+MAX_SCORE_ITEMS = 512
+
+
+class ScorePair(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="the user turn")
+    response: str = Field(description="the assistant's answer to score")
+
+
+class ScoreRequest(BaseModel):
+    """Texts (``input``) or (prompt, response) ``pairs`` to score with a reward model; exactly one of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="a reward model id from GET /v1/models (reward_model: true)")
+    input: list[str] | None = Field(
+        default=None, min_length=1, max_length=MAX_SCORE_ITEMS, description="texts scored as they are"
+    )
+    pairs: list[ScorePair] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SCORE_ITEMS,
+        description="prompt and response rendered with the model's chat template (prompt as the user turn)",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScoreRequest:
+        if (self.input is None) == (self.pairs is None):
+            raise ValueError("give exactly one of input (texts) or pairs (prompt, response)")
+        return self
+
+
+class ScoreData(BaseModel):
+    object: Literal["score"] = "score"
+    index: int = Field(description="position in input / pairs")
+    score: float = Field(description="the reward model's scalar reward (higher: preferred)")
+
+
+class ScoreUsage(BaseModel):
+    prompt_tokens: int = Field(description="tokens scored: the texts as the model reads them (template included)")
+    total_tokens: int
+
+
+class ScoreResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[ScoreData]
+    usage: ScoreUsage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    reward_model: bool = Field(
+        description="a reward model: /v1/score takes it, chat and completions refuse it (Tunery's extension)"
+    )
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """OpenAI's error shape, used by every /v1 route."""
+
+    error: ErrorDetail

@@ -20,6 +20,9 @@ class ServeTarget:
     adapter_path: str | None = None
     owned_by: str = "tunery"
     created: int = 0
+    #: a reward model: scored through /v1/score (its folder loaded by the engine's reward-model loader), never
+    #: generated with
+    reward: bool = False
 
     @property
     def adapter_name(self) -> str | None:

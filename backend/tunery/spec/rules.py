@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from tunery.spec.errors import SpecProblem
 from tunery.spec.method import UNSUPPORTED_METHOD_OPTIONS
 from tunery.spec.model import UNSUPPORTED_MODEL_OPTIONS
-from tunery.spec.stages import STAGE_NAMES
+from tunery.spec.stages import STAGE_NAMES, STAGE_SHAPES
 from tunery.spec.training import UNSUPPORTED_TRAINING_OPTIONS
 
 if TYPE_CHECKING:
@@ -81,6 +81,44 @@ def _packing(spec: JobSpec) -> list[SpecProblem]:
 
 
 @rule
+def _token_row_options(spec: JobSpec) -> list[SpecProblem]:
+    """Packing, streaming and prompt labels shape the token rows of pt/sft; the preference and RL stages keep
+    each prompt apart from its answers and never train prompts (LLaMA-Factory ignores these keys there)."""
+    stage = spec.method.stage
+    if STAGE_SHAPES[stage] in ("pt", "sft"):
+        return []
+    data = spec.data
+    token_stages = ", ".join(name for name, shape in STAGE_SHAPES.items() if shape in ("pt", "sft"))
+    sft = ", ".join(name for name, shape in STAGE_SHAPES.items() if shape == "sft")
+    problems = []
+    if data.neat_packing or data.packing:
+        key = "neat_packing" if data.neat_packing else "packing"
+        problems.append(
+            SpecProblem(
+                key,
+                f"does not apply to stage {stage}: its rows keep prompt and answers apart (only to: {token_stages})",
+            )
+        )
+    if data.streaming:
+        problems.append(
+            SpecProblem("streaming", f"is not supported for stage {stage}: its rows are tokenized up front")
+        )
+    if data.train_on_prompt:
+        problems.append(
+            SpecProblem(
+                "train_on_prompt", f"does not apply to stage {stage}: prompts are never trained (only to: {sft})"
+            )
+        )
+    if data.mask_history:
+        problems.append(
+            SpecProblem(
+                "mask_history", f"does not apply to stage {stage}: only the last answer is used (only to: {sft})"
+            )
+        )
+    return problems
+
+
+@rule
 def _validation_split(spec: JobSpec) -> list[SpecProblem]:
     data, training = spec.data, spec.training
     problems = []
@@ -140,3 +178,7 @@ def _resume(spec: JobSpec) -> list[SpecProblem]:
     if training.resume_from_checkpoint and training.overwrite_output_dir:
         return [SpecProblem("resume_from_checkpoint", "cannot be combined with overwrite_output_dir")]
     return []
+
+
+# Stage-specific rule modules register their rules on import (after ``rule`` exists).
+from tunery.spec import rules_preference, rules_rl  # noqa: E402,F401

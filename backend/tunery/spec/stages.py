@@ -94,6 +94,7 @@ STAGE_CATALOG: tuple[StageInfo, ...] = (
             "ppo_score_norm",
             "ppo_whiten_rewards",
             "ppo_target",
+            "max_completion_length",
             *_REF,
             *_GEN,
         ),
@@ -113,6 +114,7 @@ STAGE_CATALOG: tuple[StageInfo, ...] = (
             "max_completion_length",
             "reward_model",
             "reward_model_adapters",
+            "reward_model_type",
             *_GEN,
         ),
         metrics=("reward", "reward_std", "kl", "completion_length", "rewards/"),
@@ -128,3 +130,11 @@ STAGE_SHAPES: dict[str, DataShape] = {info.name: info.data for info in STAGE_CAT
 def stages_for_shape(shape: DataShape) -> list[str]:
     """Stages a dataset of this shape can feed."""
     return [info.name for info in STAGE_CATALOG if info.data == shape]
+
+
+def stages_fed_by(shape: DataShape) -> list[str]:
+    """Stages a dataset whose rows have this shape can feed: those of its shape; conversations (sft) also feed
+    the prompt-only stages, their answer becoming the reference that rewards compare with. The data layer's
+    error messages, the dataset API and job submission all use this one rule."""
+    fed = stages_for_shape(shape)
+    return [*fed, *stages_for_shape("prompt")] if shape == "sft" else fed

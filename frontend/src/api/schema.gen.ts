@@ -675,6 +675,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/stages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Stages
+         * @description Every training stage with its data shape, its own spec keys and the metrics it reports.
+         */
+        get: operations["list_stages_api_stages_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -684,7 +704,8 @@ export interface paths {
         };
         /**
          * List Models
-         * @description Base models of your projects (and shared ones) and every finished fine-tune with its checkpoints.
+         * @description Base models of your projects (and shared ones) and every finished fine-tune with its checkpoints;
+         *     ``reward_model`` marks the ones /v1/score takes.
          */
         get: operations["list_models_v1_models_get"];
         put?: never;
@@ -760,7 +781,8 @@ export interface paths {
         put?: never;
         /**
          * Score
-         * @description Reward-model scores: available once the engine trains reward models (stage ``rm``).
+         * @description Scores of texts (``input``) or (prompt, response) ``pairs`` from a reward model: a fine-tune of stage rm
+         *     or a registered sequence-classification model (``reward_model: true`` in GET /v1/models).
          */
         post: operations["score_v1_score_post"];
         delete?: never;
@@ -1057,7 +1079,10 @@ export interface components {
              * @description a hub id, or a folder on the server
              */
             path_or_hub_id: string;
-            /** Architecture */
+            /**
+             * Architecture
+             * @description default: from config.json; *ForSequenceClassification: a reward model
+             */
             architecture?: string | null;
             /** Num Parameters */
             num_parameters?: number | null;
@@ -1095,6 +1120,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Reward Model
+             * @description a sequence-classification model: scored through /v1/score, not chatted with
+             */
+            readonly reward_model: boolean;
         };
         /** BaseModelUpdate */
         BaseModelUpdate: {
@@ -1376,6 +1406,11 @@ export interface components {
             created_at: string;
             /** Latest Version */
             latest_version: number | null;
+            /**
+             * Stages
+             * @description stages the newest version can feed (empty without a version)
+             */
+            stages: string[];
         };
         /** DatasetVersionPublic */
         DatasetVersionPublic: {
@@ -1412,6 +1447,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Stages
+             * @description stages this version can feed (from the row shape it was checked for)
+             */
+            readonly stages: string[];
         };
         /** DeploymentCreate */
         DeploymentCreate: {
@@ -1455,6 +1495,24 @@ export interface components {
             active_requests: number;
             /** Idle Seconds */
             idle_seconds: number;
+        };
+        /** ErrorDetail */
+        ErrorDetail: {
+            /** Message */
+            message: string;
+            /** Type */
+            type: string;
+            /** Param */
+            param?: string | null;
+            /** Code */
+            code?: string | null;
+        };
+        /**
+         * ErrorResponse
+         * @description OpenAI's error shape, used by every /v1 route.
+         */
+        ErrorResponse: {
+            error: components["schemas"]["ErrorDetail"];
         };
         /** EventPage */
         EventPage: {
@@ -1507,7 +1565,13 @@ export interface components {
             training_file: string;
             /** Validation File */
             validation_file?: string | null;
-            hyperparameters?: components["schemas"]["Hyperparameters"] | null;
+            /**
+             * Hyperparameters
+             * @description deprecated: use method
+             */
+            hyperparameters?: {
+                [key: string]: unknown;
+            } | null;
             /** Method */
             method?: {
                 [key: string]: unknown;
@@ -1612,26 +1676,6 @@ export interface components {
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
-        };
-        /** Hyperparameters */
-        Hyperparameters: {
-            /**
-             * N Epochs
-             * @default auto
-             */
-            n_epochs?: number | string;
-            /**
-             * Batch Size
-             * @default auto
-             */
-            batch_size?: number | string;
-            /**
-             * Learning Rate Multiplier
-             * @default auto
-             */
-            learning_rate_multiplier?: number | string;
-            /** Beta */
-            beta?: number | string | null;
         };
         /** JobDatasetPublic */
         JobDatasetPublic: {
@@ -1858,7 +1902,7 @@ export interface components {
              * @default sft
              * @enum {string}
              */
-            stage: "pt" | "sft" | "rm" | "ppo" | "dpo" | "kto";
+            stage: "sft" | "pt" | "rm" | "dpo" | "kto" | "ppo" | "grpo";
             /**
              * Finetuning Type
              * @description Which weights are trained.
@@ -2033,6 +2077,34 @@ export interface components {
              */
             ppo_whiten_rewards: boolean;
             /**
+             * Reward Funcs
+             * @description GRPO reward functions: built-in names (exact_match, regex, length, reward_model) or 'package.module:function', each with a weight; 'a,b' or a list of {name, weight, args}.
+             */
+            reward_funcs?: components["schemas"]["RewardFuncSpec"][];
+            /**
+             * Num Generations
+             * @description GRPO: answers sampled per prompt (the group).
+             * @default 4
+             */
+            num_generations: number;
+            /**
+             * Grpo Beta
+             * @description GRPO: KL coefficient to the reference model.
+             * @default 0
+             */
+            grpo_beta: number;
+            /**
+             * Grpo Epsilon
+             * @description GRPO: clipping range of the policy ratio.
+             * @default 0.2
+             */
+            grpo_epsilon: number;
+            /**
+             * Max Completion Length
+             * @description PPO/GRPO: tokens generated per answer (default: max_new_tokens).
+             */
+            max_completion_length?: number | null;
+            /**
              * Pure Bf16
              * @default false
              */
@@ -2115,6 +2187,37 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** ModelCard */
+        ModelCard: {
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default model
+             * @constant
+             */
+            object: "model";
+            /** Created */
+            created: number;
+            /** Owned By */
+            owned_by: string;
+            /**
+             * Reward Model
+             * @description a reward model: /v1/score takes it, chat and completions refuse it (Tunery's extension)
+             */
+            reward_model: boolean;
+        };
+        /** ModelList */
+        ModelList: {
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
+            /** Data */
+            data: components["schemas"]["ModelCard"][];
         };
         /**
          * ModelSection
@@ -2327,7 +2430,10 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
-        /** PreviewExample */
+        /**
+         * PreviewExample
+         * @description One previewed row (``tunery.engine.tokenize.preview``); the preference and RL stages add their parts.
+         */
         PreviewExample: {
             /** File */
             file: string | null;
@@ -2341,6 +2447,31 @@ export interface components {
             truncated_from: number | null;
             /** Spans */
             spans: components["schemas"]["PreviewSpan"][];
+            /** @description pairwise, kto and prompt rows: the masked prompt */
+            prompt?: components["schemas"]["PreviewPart"] | null;
+            /** @description pairwise rows: the chosen answer (trained) */
+            chosen?: components["schemas"]["PreviewPart"] | null;
+            /** @description pairwise rows: the rejected answer (trained) */
+            rejected?: components["schemas"]["PreviewPart"] | null;
+            /** @description kto rows: the answer (trained) */
+            completion?: components["schemas"]["PreviewPart"] | null;
+            /**
+             * Label
+             * @description kto rows: true when the answer is desirable
+             */
+            label?: boolean | null;
+            /**
+             * Reference
+             * @description prompt rows: the row's reference answer, if any
+             */
+            reference?: string | null;
+        };
+        /** PreviewPart */
+        PreviewPart: {
+            /** Tokens */
+            tokens: number;
+            /** Text */
+            text: string;
         };
         /** PreviewPublic */
         PreviewPublic: {
@@ -2417,6 +2548,29 @@ export interface components {
             validated_at: string | null;
         };
         /**
+         * RewardFuncSpec
+         * @description One GRPO reward function and its weight in the total reward.
+         */
+        RewardFuncSpec: {
+            /**
+             * Name
+             * @description Built-in name or 'package.module:function'.
+             */
+            name: string;
+            /**
+             * Weight
+             * @default 1
+             */
+            weight: number;
+            /**
+             * Args
+             * @description Keyword arguments of the function.
+             */
+            args?: {
+                [key: string]: unknown;
+            };
+        };
+        /**
          * Role
          * @enum {string}
          */
@@ -2440,6 +2594,124 @@ export interface components {
             name: string | null;
             /** Gpus */
             gpus: number[];
+        };
+        /** ScoreData */
+        ScoreData: {
+            /**
+             * Object
+             * @default score
+             * @constant
+             */
+            object: "score";
+            /**
+             * Index
+             * @description position in input / pairs
+             */
+            index: number;
+            /**
+             * Score
+             * @description the reward model's scalar reward (higher: preferred)
+             */
+            score: number;
+        };
+        /** ScorePair */
+        ScorePair: {
+            /**
+             * Prompt
+             * @description the user turn
+             */
+            prompt: string;
+            /**
+             * Response
+             * @description the assistant's answer to score
+             */
+            response: string;
+        };
+        /**
+         * ScoreRequest
+         * @description Texts (``input``) or (prompt, response) ``pairs`` to score with a reward model; exactly one of them.
+         */
+        ScoreRequest: {
+            /**
+             * Model
+             * @description a reward model id from GET /v1/models (reward_model: true)
+             */
+            model: string;
+            /**
+             * Input
+             * @description texts scored as they are
+             */
+            input?: string[] | null;
+            /**
+             * Pairs
+             * @description prompt and response rendered with the model's chat template (prompt as the user turn)
+             */
+            pairs?: components["schemas"]["ScorePair"][] | null;
+        };
+        /** ScoreResponse */
+        ScoreResponse: {
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
+            /** Model */
+            model: string;
+            /** Data */
+            data: components["schemas"]["ScoreData"][];
+            usage: components["schemas"]["ScoreUsage"];
+        };
+        /** ScoreUsage */
+        ScoreUsage: {
+            /**
+             * Prompt Tokens
+             * @description tokens scored: the texts as the model reads them (template included)
+             */
+            prompt_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
+        /** StagePublic */
+        StagePublic: {
+            /**
+             * Name
+             * @description the spec's stage value (method.stage)
+             */
+            name: string;
+            /** Title */
+            title: string;
+            /**
+             * Summary
+             * @description what the stage teaches, in one line
+             */
+            summary: string;
+            /**
+             * Data
+             * @description the row shape the stage needs
+             * @enum {string}
+             */
+            data: "pt" | "sft" | "pairwise" | "kto" | "prompt";
+            /**
+             * Data Help
+             * @description what the stage needs from the data, in one line
+             */
+            data_help: string;
+            /**
+             * Options
+             * @description spec keys beyond the common ones that apply to this stage
+             */
+            options: string[];
+            /**
+             * Metrics
+             * @description metric names (or 'prefix/' groups) the stage reports besides the loss
+             */
+            metrics: string[];
+            /**
+             * Reward Model
+             * @description the result is a reward model, scored through /v1/score
+             */
+            reward_model: boolean;
         };
         /** StreamOptions */
         StreamOptions: {
@@ -4036,10 +4308,10 @@ export interface operations {
                     /** @description entry of an uploaded dataset_info.json */
                     entry_name?: string;
                     /**
-                     * @description stage the rows are checked for; default: rm for ranking, kto, else sft
+                     * @description stage the rows are checked for; default: from the entry (rm, kto or sft)
                      * @enum {string}
                      */
-                    stage?: "pt" | "sft" | "rm" | "ppo" | "dpo" | "kto";
+                    stage?: "sft" | "pt" | "rm" | "dpo" | "kto" | "ppo" | "grpo";
                 };
             };
         };
@@ -4447,6 +4719,26 @@ export interface operations {
             };
         };
     };
+    list_stages_api_stages_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StagePublic"][];
+                };
+            };
+        };
+    };
     list_models_v1_models_get: {
         parameters: {
             query?: never;
@@ -4462,9 +4754,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ModelList"];
                 };
             };
         };
@@ -4486,9 +4776,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ModelCard"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Validation Error */
@@ -4575,17 +4872,64 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScoreRequest"];
+            };
+        };
         responses: {
             /** @description Successful Response */
-            501: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ScoreResponse"];
+                };
+            };
+            /** @description not a reward model, or a malformed request (param names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no or an invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such model, or not one of your projects' */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the reward model could not be loaded */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };

@@ -8,6 +8,8 @@ export interface ChartSeries {
   key: string;
   name: string;
   points: { step: number; value: number | null | undefined }[];
+  /** this series' smoothing, instead of the chart's */
+  smoothing?: number;
 }
 
 export interface MetricChartProps {
@@ -29,7 +31,7 @@ export function chartRows(series: ChartSeries[], smoothing: number): Row[] {
   const rows = new Map<number, Row>();
   for (const item of series) {
     const points = item.points.filter((p) => p.value !== null && p.value !== undefined && Number.isFinite(p.value));
-    const smoothed = smooth(points.map((p) => p.value), smoothing);
+    const smoothed = smooth(points.map((p) => p.value), item.smoothing ?? smoothing);
     points.forEach((point, index) => {
       let row = rows.get(point.step);
       if (!row) rows.set(point.step, (row = { step: point.step } as Row));
@@ -49,6 +51,12 @@ function formatValue(value: number): string {
 export function MetricChart({ title, series, smoothing = 0, height = 220, width, emptyText, testId }: MetricChartProps) {
   const rows = useMemo(() => chartRows(series, smoothing), [series, smoothing]);
   const visible = series.filter((item) => rows.some((row) => row[item.key] !== undefined && row[item.key] !== null));
+  const smoothed = (item: ChartSeries) => (item.smoothing ?? smoothing) > 0;
+  // a series with few points among many steps (eval metrics) shows its points, or one point would not show
+  const sparse = (item: ChartSeries) => {
+    const count = rows.filter((row) => row[item.key] !== undefined && row[item.key] !== null).length;
+    return count < 3 || count * 4 < rows.length;
+  };
   const chart = (
     <LineChart data={rows} width={width} height={height} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
       <CartesianGrid strokeDasharray="3 3" stroke="var(--mantine-color-default-border)" />
@@ -56,20 +64,19 @@ export function MetricChart({ title, series, smoothing = 0, height = 220, width,
       <YAxis width={56} fontSize={11} tickFormatter={formatValue} domain={['auto', 'auto']} tickCount={5} />
       <Tooltip formatter={(value) => (typeof value === 'number' ? formatValue(value) : String(value))} labelFormatter={(step) => `step ${step}`} />
       {visible.length > 1 && <Legend wrapperStyle={{ fontSize: 12 }} />}
-      {smoothing > 0 &&
-        visible.map((item) => (
-          <Line
-            key={`${item.key}__raw`}
-            dataKey={`${item.key}__raw`}
-            stroke={PALETTE[series.indexOf(item) % PALETTE.length]}
-            strokeOpacity={0.25}
-            dot={false}
-            isAnimationActive={false}
-            connectNulls
-            legendType="none"
-            name={`${item.name} (raw)`}
-          />
-        ))}
+      {visible.filter(smoothed).map((item) => (
+        <Line
+          key={`${item.key}__raw`}
+          dataKey={`${item.key}__raw`}
+          stroke={PALETTE[series.indexOf(item) % PALETTE.length]}
+          strokeOpacity={0.25}
+          dot={false}
+          isAnimationActive={false}
+          connectNulls
+          legendType="none"
+          name={`${item.name} (raw)`}
+        />
+      ))}
       {visible.map((item) => (
         <Line
           key={item.key}
@@ -77,7 +84,7 @@ export function MetricChart({ title, series, smoothing = 0, height = 220, width,
           name={item.name}
           stroke={PALETTE[series.indexOf(item) % PALETTE.length]}
           strokeWidth={2}
-          dot={rows.length < 3}
+          dot={sparse(item)}
           isAnimationActive={false}
           connectNulls
         />
@@ -85,7 +92,7 @@ export function MetricChart({ title, series, smoothing = 0, height = 220, width,
     </LineChart>
   );
   return (
-    <Paper withBorder p="sm" radius="md" data-testid={testId} data-points={rows.length} data-last-step={rows.length ? rows[rows.length - 1].step : 0}>
+    <Paper withBorder p="sm" radius="md" data-testid={testId} data-series={visible.map((item) => item.key).join(',')} data-points={rows.length} data-last-step={rows.length ? rows[rows.length - 1].step : 0}>
       <Text size="sm" fw={600} mb={4}>
         {title}
       </Text>

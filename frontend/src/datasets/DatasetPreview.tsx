@@ -1,6 +1,6 @@
 // A dataset version rendered with a model's chat template: trained spans vs masked (prompt) spans,
 // token counts per example, the token-length histogram and how many examples the cutoff truncates.
-import { Badge, Box, Button, Group, NumberInput, Paper, Select, SimpleGrid, Stack, Text } from '@mantine/core';
+import { Badge, Button, Group, NumberInput, Paper, Select, SimpleGrid, Stack, Text } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
@@ -9,33 +9,7 @@ import { useModels } from '../api/queries';
 import { LengthHistogram } from '../charts/LengthHistogram';
 import { ErrorAlert } from '../components/Page';
 import { TEMPLATE_OPTIONS } from '../pages/Models';
-
-export const SPAN_STYLES = {
-  trained: { background: 'var(--mantine-color-green-1)', color: 'var(--mantine-color-green-9)' },
-  masked: { background: 'var(--mantine-color-gray-1)', color: 'var(--mantine-color-gray-6)' },
-};
-
-export function Spans({ spans }: { spans: Schemas['PreviewSpan'][] }) {
-  return (
-    <Box
-      component="pre"
-      m={0}
-      p="xs"
-      style={{ whiteSpace: 'pre-wrap', wordBreak: 'break-word', fontSize: 12, lineHeight: 1.5, maxHeight: 320, overflow: 'auto' }}
-      data-testid="preview-spans"
-    >
-      {spans.map((span, index) => (
-        <span
-          key={index}
-          data-trained={span.trained ? 'true' : 'false'}
-          style={{ ...(span.trained ? SPAN_STYLES.trained : SPAN_STYLES.masked), borderRadius: 3 }}
-        >
-          {span.text}
-        </span>
-      ))}
-    </Box>
-  );
-}
+import { PreviewExample, type PreviewRow } from './PreviewExample';
 
 function Stat({ label, value }: { label: string; value: string | number }) {
   return (
@@ -66,6 +40,11 @@ export function PreviewResult({ preview }: { preview: Schemas['PreviewPublic'] }
     sampled?: boolean;
     lengths?: { min?: number; mean?: number; p50?: number; p95?: number; max?: number };
     histogram?: [number, number][];
+    // preference and RL rows
+    dropped?: number;
+    desirable?: number;
+    undesirable?: number;
+    with_reference?: number;
   };
   return (
     <Stack data-testid="preview-result">
@@ -83,6 +62,21 @@ export function PreviewResult({ preview }: { preview: Schemas['PreviewPublic'] }
           {t('preview.truncatedNote', { count: stats.truncated ?? 0, cutoff: stats.cutoff_len ?? '?' })}
           {stats.sampled ? ` ${t('preview.sampled')}` : ''}
         </Text>
+        {(stats.dropped ?? 0) > 0 && (
+          <Text size="xs" c="orange" data-testid="preview-dropped">
+            {t('preview.dropped', { count: stats.dropped })}
+          </Text>
+        )}
+        {stats.desirable !== undefined && (
+          <Text size="xs" c="dimmed" data-testid="preview-labels">
+            {t('preview.labels', { desirable: stats.desirable, undesirable: stats.undesirable ?? 0 })}
+          </Text>
+        )}
+        {stats.with_reference !== undefined && (
+          <Text size="xs" c="dimmed" data-testid="preview-with-reference">
+            {t('preview.withReference', { count: stats.with_reference, total: stats.examples ?? 0 })}
+          </Text>
+        )}
       </Paper>
       {stats.histogram && stats.histogram.length > 0 && (
         <LengthHistogram buckets={stats.histogram} cutoff={stats.cutoff_len ?? Infinity} title={t('preview.histogram')} countLabel={t('preview.examples')} />
@@ -97,22 +91,7 @@ export function PreviewResult({ preview }: { preview: Schemas['PreviewPublic'] }
         </Badge>
       </Group>
       {preview.examples.map((example, index) => (
-        <Paper key={index} withBorder radius="md" p="xs" data-testid="preview-example">
-          <Group gap="xs" mb={4}>
-            <Text size="xs" c="dimmed">
-              {example.file ?? '?'} · {t('preview.row', { row: example.row ?? '?' })}
-            </Text>
-            <Badge size="xs" variant="outline">
-              {t('preview.tokenCount', { tokens: example.tokens, trained: example.trained_tokens })}
-            </Badge>
-            {example.truncated_from !== null && (
-              <Badge size="xs" color="red" variant="light">
-                {t('preview.truncatedFrom', { from: example.truncated_from })}
-              </Badge>
-            )}
-          </Group>
-          <Spans spans={example.spans} />
-        </Paper>
+        <PreviewExample key={index} example={example as PreviewRow} />
       ))}
     </Stack>
   );

@@ -2,21 +2,25 @@
 import { FileInput, Select, Stack, Textarea } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
+import { useStageText } from '../i18n/stageText';
+import { stageInfo, useStages } from '../stages/catalog';
 import { infoEntries } from './upload';
-
-export const STAGE_OPTIONS = ['sft', 'pt', 'rm', 'dpo', 'kto', 'ppo'];
 
 export interface UploadValues {
   files: File[];
+  /** the stage the rows are checked for; '' lets the server choose from the entry (ranking, kto_tag) */
   stage: string;
   entry: string;
   entryName: string | null;
 }
 
-export const EMPTY_UPLOAD: UploadValues = { files: [], stage: 'sft', entry: '', entryName: null };
+export const EMPTY_UPLOAD: UploadValues = { files: [], stage: '', entry: '', entryName: null };
 
 export function UploadFields({ value, onChange }: { value: UploadValues; onChange: (value: UploadValues) => void }) {
   const { t } = useTranslation();
+  const stages = useStages();
+  const text = useStageText();
+  const chosen = stageInfo(stages.data ?? [], value.stage);
   const [entries, setEntries] = useState<string[]>([]);
   useEffect(() => {
     let live = true;
@@ -50,11 +54,15 @@ export function UploadFields({ value, onChange }: { value: UploadValues; onChang
       )}
       <Select
         label={t('datasets.stage')}
-        description={t('datasets.stageHint')}
-        data={STAGE_OPTIONS}
+        description={chosen ? text(chosen).data_help : t('datasets.stageHint')}
+        data={[
+          { value: '', label: t('datasets.stageAuto') },
+          ...(stages.data ?? []).map((stage) => ({ value: stage.name, label: `${text(stage).title} (${stage.name})` })),
+        ]}
         value={value.stage}
-        onChange={(stage) => onChange({ ...value, stage: stage ?? 'sft' })}
+        onChange={(stage) => onChange({ ...value, stage: stage ?? '' })}
         allowDeselect={false}
+        data-testid="dataset-stage"
       />
       <Textarea
         label={t('datasets.entry')}

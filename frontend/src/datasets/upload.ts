@@ -12,7 +12,7 @@ export interface UploadInput {
 export function uploadVersion({ datasetId, files, stage, entry, entryName }: UploadInput) {
   const form = new FormData();
   for (const file of files) form.append('files', file, file.name);
-  form.append('stage', stage);
+  if (stage) form.append('stage', stage); // none: the server picks it from the entry
   if (entry?.trim()) form.append('entry', entry.trim());
   if (entryName) form.append('entry_name', entryName);
   return call(

@@ -4,8 +4,11 @@ import userEvent from '@testing-library/user-event';
 import { I18nextProvider, useTranslation } from 'react-i18next';
 import { describe, expect, it } from 'vitest';
 import { LanguageSwitch } from '../components/Layout';
+import openapi from '../../openapi.json';
+import { STAGES } from '../test/stages';
 import { en } from './en';
 import i18n from './index';
+import { STAGE_TEXT_ZH, stageText } from './stageText';
 import { zh } from './zh';
 
 function keys(value: unknown, prefix = ''): string[] {
@@ -25,6 +28,16 @@ describe('i18n', () => {
       const value = key.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], zh);
       expect(value, key).not.toBe('');
     }
+  });
+
+  it("has a Chinese text for every stage of the spec, and the catalog's own English", () => {
+    const stages = (openapi as unknown as { components: { schemas: { MethodSection: { properties: { stage: { enum: string[] } } } } } }).components.schemas.MethodSection.properties.stage.enum;
+    expect(Object.keys(STAGE_TEXT_ZH).sort()).toEqual([...stages].sort());
+    const dpo = STAGES.find((stage) => stage.name === 'dpo')!;
+    expect(stageText(dpo, 'en')).toEqual({ title: dpo.title, summary: dpo.summary, data_help: dpo.data_help });
+    expect(stageText(dpo, 'zh').data_help).toMatch(/偏好对/);
+    // a stage without a translation yet shows the catalog's text
+    expect(stageText({ ...dpo, name: 'new' }, 'zh').title).toBe(dpo.title);
   });
 
   it('switches language and remembers the choice', async () => {

@@ -39,6 +39,13 @@ export function metricPoints(events: JobEvent[]): MetricPoint[] {
         const value = numberOr(event[key]);
         if (value !== undefined) point[key] = value;
       }
+      // the stage's own metrics (rewards/chosen, kl, reward ...)
+      if (typeof event.metrics === 'object' && event.metrics !== null) {
+        for (const [key, value] of Object.entries(event.metrics as Record<string, unknown>)) {
+          const number = numberOr(value);
+          if (number !== undefined) point[key] = number;
+        }
+      }
     } else if (event.type === 'eval' && typeof event.metrics === 'object' && event.metrics !== null) {
       const point = at(step);
       for (const [key, value] of Object.entries(event.metrics as Record<string, unknown>)) {

@@ -1,5 +1,5 @@
 // Compare runs: overlaid metric curves with smoothing, and a table of only the settings that differ.
-import { Code, Group, MultiSelect, Paper, SegmentedControl, Slider, Table, Text, Title } from '@mantine/core';
+import { Code, Group, MultiSelect, Paper, SegmentedControl, Select, Slider, Table, Text, Title } from '@mantine/core';
 import { useQueries } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { useTranslation } from 'react-i18next';
@@ -7,11 +7,13 @@ import { useSearchParams } from 'react-router';
 import { api, call } from '../api/client';
 import { fetchAllMetrics, useJobs } from '../api/queries';
 import { type ChartSeries, MetricChart } from '../charts/MetricChart';
+import { metricGroups } from '../live/metricGroups';
 import { ErrorAlert, Page } from '../components/Page';
 import { useProjectId } from '../project/ProjectContext';
 import { flattenSpec, specDiff } from '../spec/flatten';
 
-const METRICS = ['loss', 'eval_loss', 'lr', 'grad_norm'];
+/** metrics every stage reports, with their own names; any other metric is named by its key */
+const NAMED = ['loss', 'eval_loss', 'lr', 'grad_norm'];
 
 function show(value: unknown): string {
   return value === undefined ? '–' : typeof value === 'string' ? value : JSON.stringify(value);
@@ -33,6 +35,15 @@ export function Compare() {
   const details = useQueries({
     queries: picked.map((id) => ({ queryKey: ['job', id], queryFn: () => call(api.GET('/api/jobs/{job_id}', { params: { path: { job_id: id } } })) })),
   });
+  // every metric the picked runs report (a DPO run has rewards/*, a PPO run reward and kl ...), grouped as on a run
+  const available = useMemo(() => {
+    const keys = new Set<string>(['loss']);
+    for (const query of metrics) for (const row of query.data ?? []) for (const [key, value] of Object.entries(row.values)) if (typeof value === 'number') keys.add(key);
+    return metricGroups(keys).flatMap((group) => group.keys);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [metrics.map((query) => query.dataUpdatedAt).join()]);
+  const metricLabel = (key: string) => (NAMED.includes(key) ? t(`compare.metric_${key}`) : key);
+  const metricOptions = available.map((key) => ({ value: key, label: metricLabel(key) }));
   const series: ChartSeries[] = picked.map((id, index) => ({
     key: `run${index}`,
     name: label(id),
@@ -63,13 +74,17 @@ export function Compare() {
       ) : (
         <>
           <Group wrap="wrap" gap="lg">
-            <SegmentedControl data={METRICS.map((m) => ({ value: m, label: t(`compare.metric_${m}`) }))} value={metric} onChange={setMetric} />
+            {metricOptions.length <= 4 ? (
+              <SegmentedControl data={metricOptions} value={metric} onChange={setMetric} />
+            ) : (
+              <Select data={metricOptions} value={metric} onChange={(value) => value && setMetric(value)} searchable allowDeselect={false} w={260} data-testid="compare-metric" />
+            )}
             <Group gap="sm" w={280}>
               <Text size="sm">{t('run.smoothing')}</Text>
               <Slider flex={1} min={0} max={0.99} step={0.01} value={smoothing} onChange={setSmoothing} label={(v) => v.toFixed(2)} />
             </Group>
           </Group>
-          <MetricChart title={t(`compare.metric_${metric}`)} series={series} smoothing={smoothing} height={340} testId="compare-chart" emptyText={t('run.noData')} />
+          <MetricChart title={metricLabel(metric)} series={series} smoothing={smoothing} height={340} testId="compare-chart" emptyText={t('run.noData')} />
           <Paper withBorder p="md" radius="md">
             <Title order={5} mb="xs">
               {t('compare.diff')}

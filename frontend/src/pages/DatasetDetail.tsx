@@ -10,6 +10,7 @@ import { DatasetPreview } from '../datasets/DatasetPreview';
 import { uploadVersion } from '../datasets/upload';
 import { EMPTY_UPLOAD, UploadFields, type UploadValues } from '../datasets/UploadFields';
 import { useProjectId } from '../project/ProjectContext';
+import { StageBadges } from '../stages/StageBadges';
 
 const PAGE = 50;
 
@@ -149,6 +150,10 @@ export function DatasetDetail() {
               <Button size="xs" variant="subtle" onClick={() => revalidate.mutate(current.version)} loading={revalidate.isPending}>
                 {t('datasets.revalidate')}
               </Button>
+            </Group>
+            <Group gap="xs">
+              <Text size="sm">{t('datasets.feeds')}:</Text>
+              <StageBadges dataset={current} />
             </Group>
             <Text size="xs" c="dimmed">
               {t('datasets.entryShown')}: <Code>{JSON.stringify(current.info)}</Code>

@@ -11,6 +11,7 @@ import { ErrorAlert, formatTime, Page } from '../components/Page';
 import { uploadVersion } from '../datasets/upload';
 import { EMPTY_UPLOAD, UploadFields, type UploadValues } from '../datasets/UploadFields';
 import { useProjectId } from '../project/ProjectContext';
+import { StageBadges } from '../stages/StageBadges';
 
 function NewDataset({ projectId }: { projectId: string }) {
   const { t } = useTranslation();
@@ -91,12 +92,13 @@ export function Datasets() {
     >
       <ErrorAlert error={datasets.error} />
       <Paper withBorder radius="md">
-        <Table.ScrollContainer minWidth={520}>
+        <Table.ScrollContainer minWidth={640}>
           <Table striped highlightOnHover data-testid="datasets-table">
             <Table.Thead>
               <Table.Tr>
                 <Table.Th>{t('datasets.name')}</Table.Th>
                 <Table.Th>{t('datasets.latest')}</Table.Th>
+                <Table.Th>{t('datasets.feeds')}</Table.Th>
                 <Table.Th>{t('datasets.description')}</Table.Th>
                 <Table.Th>{t('run.created')}</Table.Th>
               </Table.Tr>
@@ -110,6 +112,9 @@ export function Datasets() {
                     </Anchor>
                   </Table.Td>
                   <Table.Td>{dataset.latest_version ?? '–'}</Table.Td>
+                  <Table.Td>
+                    <StageBadges dataset={dataset} testId={`dataset-stages-${dataset.name}`} />
+                  </Table.Td>
                   <Table.Td>
                     <Text size="sm" lineClamp={1}>
                       {dataset.description ?? ''}

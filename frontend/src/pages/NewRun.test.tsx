@@ -4,6 +4,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { installFakeApi, json, PROJECT, USER, type FakeRequest } from '../test/fakeApi';
 import { renderPage } from '../test/render';
+import { STAGES } from '../test/stages';
 import { NewRun } from './NewRun';
 
 const MODEL = {
@@ -21,6 +22,7 @@ const CATALOG = {
   'GET /api/projects/p1/models': () => [MODEL],
   'GET /api/projects/p1/datasets': () => [DATASET],
   'GET /api/projects/p1/experiments': () => [],
+  'GET /api/stages': () => STAGES,
 };
 
 beforeEach(() => {

@@ -10,13 +10,15 @@ import { api, call } from '../api/client';
 import { ApiError, byField, errorText, type Problem } from '../api/errors';
 import { fetchWorkers } from '../api/extras';
 import { useDatasets, useExperiments, useModels } from '../api/queries';
-import { Page } from '../components/Page';
+import { ErrorAlert, Page } from '../components/Page';
 import { DatasetPreview } from '../datasets/DatasetPreview';
 import { useProjectId } from '../project/ProjectContext';
 import { DEFAULT_FORM, formToSpec, hardwareDefaults, importYaml, ImportError, type RunForm, specToYaml } from '../spec/form';
 import { deletePreset, loadPresets, savePreset } from '../spec/presets';
 import { RunFormFields } from '../spec/RunFormFields';
 import { validateSpec } from '../spec/schema';
+import { datasetStages, stageOptionKeys, useStages } from '../stages/catalog';
+import { useRewardModelRuns } from '../stages/rewardModels';
 
 function ImportDialog({ opened, onClose, onImport }: { opened: boolean; onClose: () => void; onImport: (text: string) => string | null }) {
   const { t } = useTranslation();
@@ -147,10 +149,14 @@ export function NewRun() {
     const defaults = hardwareDefaults(workers.data.data);
     setForm((old) => (old.compute_type === DEFAULT_FORM.compute_type && old.gpus === DEFAULT_FORM.gpus ? { ...old, ...defaults } : old));
   }, [workers.data]);
-  const spec = useMemo(() => formToSpec(form), [form]);
+  const stages = useStages();
+  const catalog = useMemo(() => stages.data ?? [], [stages.data]);
+  const stageKeys = useMemo(() => stageOptionKeys(catalog, form.stage), [catalog, form.stage]);
+  const rewardModels = useRewardModelRuns(projectId, catalog, stageKeys.includes('reward_model'));
+  const spec = useMemo(() => formToSpec(form, stageKeys), [form, stageKeys]);
   const yaml = useMemo(() => specToYaml(spec), [spec]);
   // after a first submit, the form's own checks follow it as it changes; the server's stay until it changes
-  const clientProblems = useMemo(() => (checked ? validateSpec(spec) : []), [checked, spec]);
+  const clientProblems = useMemo(() => (checked ? validateSpec(spec, catalog) : []), [checked, spec, catalog]);
   const shown = clientProblems.length ? clientProblems : serverProblems;
   const update = useCallback(<K extends keyof RunForm>(key: K, value: RunForm[K]) => {
     setForm((old) => ({ ...old, [key]: value }));
@@ -182,12 +188,12 @@ export function NewRun() {
   const onSubmit = () => {
     setChecked(true);
     setServerProblems([]);
-    if (validateSpec(spec).length === 0) submit.mutate();
+    if (validateSpec(spec, catalog).length === 0) submit.mutate();
     else window.scrollTo({ top: 0, behavior: 'smooth' });
   };
   const onImport = (text: string): string | null => {
     try {
-      const result = importYaml(text, { ...DEFAULT_FORM, name: form.name, gpus: form.gpus });
+      const result = importYaml(text, { ...DEFAULT_FORM, name: form.name, gpus: form.gpus }, catalog);
       replaceForm(result.form);
       const notes = [];
       if (result.extra.length) notes.push(t('newRun.importedExtra', { keys: result.extra.join(', ') }));
@@ -206,6 +212,16 @@ export function NewRun() {
   const datasetChoices = useMemo(
     () => (datasets.data ?? []).filter((d) => d.latest_version !== null).map((d) => ({ value: d.name, label: d.name })),
     [datasets.data],
+  );
+  // datasets whose rows cannot feed the chosen stage (the server refuses them too; said here before submitting)
+  const mismatched = useMemo(
+    () =>
+      form.datasets.flatMap((name) => {
+        const dataset = (datasets.data ?? []).find((d) => d.name === name.split('@')[0]);
+        const fed = dataset && !name.includes('@') ? datasetStages(dataset, catalog) : null;
+        return fed?.length && !fed.includes(form.stage) ? [{ name, stages: fed }] : [];
+      }),
+    [form.datasets, form.stage, datasets.data, catalog],
   );
   const experimentChoices = useMemo(() => (experiments.data ?? []).map((e) => ({ value: e.id, label: e.name })), [experiments.data]);
   const datasetByName = new Map((datasets.data ?? []).map((d) => [d.name, d]));
@@ -243,6 +259,7 @@ export function NewRun() {
           </List>
         </Alert>
       )}
+      <ErrorAlert error={stages.error} />
       {submitError && (
         <Alert color="red" title={t('common.error')} data-testid="submit-error">
           {errorText(submitError)}
@@ -260,6 +277,9 @@ export function NewRun() {
             experimentId={experimentId}
             onExperiment={setExperimentId}
             onPreviewDataset={setPreviewing}
+            stages={catalog}
+            rewardModels={rewardModels}
+            mismatched={mismatched}
           />
           <Group justify="flex-end" mt="md">
             <Button size="md" onClick={onSubmit} loading={submit.isPending} data-testid="submit-run">

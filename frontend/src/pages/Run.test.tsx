@@ -47,12 +47,54 @@ describe('run page', () => {
       socket.push({ seq: 7, type: 'eval', step: 5, epoch: 0, metrics: { eval_loss: 2.9 } });
     });
     await waitFor(() => expect(screen.getByTestId('chart-loss').dataset.points).toBe('5'));
-    expect(screen.getByTestId('chart-eval_loss').dataset.points).toBe('1');
+    // the eval loss is drawn with its training twin
+    expect(screen.getByTestId('chart-loss').dataset.series).toBe('loss,eval_loss');
     expect(screen.getByTestId('job-progress').dataset.step).toBe('5');
     expect(screen.getByTestId('eta')).toHaveTextContent('1m 35s');
     expect(screen.getByTestId('stream-state').dataset.seq).toBe('7');
     await user.click(screen.getByTestId('run-cancel'));
     await waitFor(() => expect(screen.getByTestId('run-cancel')).toBeDisabled());
     expect(requests.some((r) => r.method === 'POST' && r.path === '/api/jobs/j1/cancel')).toBe(true);
+  });
+
+  it("charts whatever metrics the stage reports, one chart per group, the loss first", async () => {
+    installFakeApi({
+      'GET /api/auth/me': () => USER,
+      'GET /api/projects': () => [PROJECT],
+      'GET /api/jobs/j1': () => JOB,
+    });
+    renderPage(<Run />, { route: '/runs/j1', path: '/runs/:jobId' });
+    await waitFor(() => expect(FakeWebSocket.instances.length).toBeGreaterThan(0));
+    const socket = FakeWebSocket.last();
+    act(() => {
+      socket.accept();
+      for (let step = 1; step <= 4; step++) {
+        const metrics = {
+          'rewards/chosen': step / 10, 'rewards/rejected': -step / 10, 'rewards/accuracies': 0.5 + step / 10, 'rewards/margins': step / 5,
+          'logps/chosen': -20 + step, 'logps/rejected': -22, kl: 0.01 * step, reward: step, reward_std: 0.5, policy_loss: 0.3, value_loss: 0.2,
+        };
+        socket.push({ seq: step, type: 'progress', step, total_steps: 4, epoch: 0, loss: 1 - step / 10, lr: 1e-5, grad_norm: 2, elapsed_seconds: step, metrics });
+      }
+      socket.push({ seq: 5, type: 'eval', step: 4, epoch: 0, metrics: { eval_loss: 0.7, 'eval_rewards/accuracies': 0.75, eval_runtime: 1.2 } });
+    });
+    await waitFor(() => expect(screen.getByTestId('chart-rewards').dataset.points).toBe('4'));
+    const charts = screen.getAllByTestId(/^chart-/).map((chart) => [chart.dataset.testid, chart.dataset.series]);
+    expect(charts).toEqual([
+      ['chart-loss', 'loss,eval_loss'],
+      ['chart-losses', 'policy_loss,value_loss'],
+      ['chart-rewards', 'rewards/chosen,rewards/rejected,rewards/accuracies,rewards/margins,eval_rewards/accuracies'],
+      ['chart-logps', 'logps/chosen,logps/rejected'],
+      ['chart-kl', 'kl'],
+      ['chart-reward', 'reward,reward_std'],
+      ['chart-lr', 'lr'],
+      ['chart-grad', 'grad_norm'],
+      ['chart-speed', 'eval_runtime'],
+    ]);
+    expect(screen.getByTestId('chart-rewards')).toHaveTextContent('Rewards');
+    expect(screen.getByTestId('chart-kl')).toHaveTextContent('KL divergence');
+    // a later event adds to the same charts live
+    act(() => socket.push({ seq: 6, type: 'progress', step: 5, total_steps: 5, epoch: 1, loss: 0.4, metrics: { 'rewards/chosen': 0.6, 'logits/chosen': 1.5 } }));
+    await waitFor(() => expect(screen.getByTestId('chart-rewards').dataset.points).toBe('5'));
+    expect(screen.getByTestId('chart-logits').dataset.series).toBe('logits/chosen');
   });
 });

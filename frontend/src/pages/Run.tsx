@@ -11,19 +11,47 @@ import { useJob } from '../api/queries';
 import { MetricChart } from '../charts/MetricChart';
 import { JobProgress, progressOf } from '../components/JobProgress';
 import { ErrorAlert, formatBytes, formatTime, Page, StatusBadge, TERMINAL } from '../components/Page';
-import { eventLines, latestProgress, metricPoints } from '../live/series';
+import { metricGroups, metricKeys } from '../live/metricGroups';
+import { eventLines, latestProgress, type MetricPoint, metricPoints } from '../live/series';
 import { useJobStream } from '../live/useJobStream';
 import { useLogTail } from '../live/useLogTail';
 import { flattenSpec } from '../spec/flatten';
 import { specToYaml } from '../spec/form';
 import { downloadFile } from '../utils/download';
 
-const CHARTS = [
-  { key: 'loss', title: 'run.chartLoss' },
-  { key: 'eval_loss', title: 'run.chartEvalLoss' },
-  { key: 'lr', title: 'run.chartLr' },
-  { key: 'grad_norm', title: 'run.chartGradNorm' },
-] as const;
+/** series names of the metrics every stage reports; any other metric is named by its key */
+const METRIC_NAMES: Record<string, string> = {
+  loss: 'run.chartLoss',
+  eval_loss: 'run.chartEvalLoss',
+  lr: 'run.chartLr',
+  grad_norm: 'run.chartGradNorm',
+};
+
+function Charts({ points, smoothing }: { points: MetricPoint[]; smoothing: number }) {
+  const { t } = useTranslation();
+  // the loss chart is there from the start (empty until the first point)
+  const groups = useMemo(() => metricGroups(['loss', ...metricKeys(points)]), [points]);
+  return (
+    <SimpleGrid cols={{ base: 1, md: 2 }}>
+      {groups.map((group) => (
+        <MetricChart
+          key={group.id}
+          title={t(`run.groups.${group.id}`, { defaultValue: group.id })}
+          testId={`chart-${group.id}`}
+          smoothing={smoothing}
+          series={group.keys.map((key) => ({
+            key,
+            name: METRIC_NAMES[key] ? t(METRIC_NAMES[key]) : key,
+            points: points.map((p) => ({ step: p.step, value: p[key] })),
+            // sparse eval points and the scheduled learning rate are drawn as they are
+            smoothing: key.startsWith('eval_') || key === 'lr' ? 0 : undefined,
+          }))}
+          emptyText={t('run.noData')}
+        />
+      ))}
+    </SimpleGrid>
+  );
+}
 
 function LogTail({ jobId, lines, active }: { jobId: string; lines: string[]; active: boolean }) {
   const { t } = useTranslation();
@@ -279,18 +307,7 @@ export function Run() {
               <Text size="sm">{t('run.smoothing')}</Text>
               <Slider flex={1} min={0} max={0.99} step={0.01} value={smoothing} onChange={setSmoothing} label={(v) => v.toFixed(2)} />
             </Group>
-            <SimpleGrid cols={{ base: 1, md: 2 }}>
-              {CHARTS.map((chart) => (
-                <MetricChart
-                  key={chart.key}
-                  title={t(chart.title)}
-                  testId={`chart-${chart.key}`}
-                  smoothing={chart.key === 'loss' || chart.key === 'grad_norm' ? smoothing : 0}
-                  series={[{ key: chart.key, name: t(chart.title), points: points.map((p) => ({ step: p.step, value: p[chart.key] })) }]}
-                  emptyText={t('run.noData')}
-                />
-              ))}
-            </SimpleGrid>
+            <Charts points={points} smoothing={smoothing} />
           </Stack>
         </Tabs.Panel>
         <Tabs.Panel value="logs" pt="sm">

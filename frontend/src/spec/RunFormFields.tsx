@@ -22,9 +22,12 @@ import {
 import { IconEye, IconTrash } from '@tabler/icons-react';
 import { memo, type ReactNode, useEffect, useMemo, useState } from 'react';
 import { useTranslation } from 'react-i18next';
+import { useStageText } from '../i18n/stageText';
 import { TEMPLATE_OPTIONS } from '../pages/Models';
-import { PREFERENCE_STAGES, type RunForm } from './form';
-import { enumValues, TRAINED_STAGES, UNSUPPORTED } from './schema';
+import { stageInfo, type StageInfo } from '../stages/catalog';
+import type { RunForm } from './form';
+import { enumValues, UNSUPPORTED } from './schema';
+import { type RewardModelChoice, StageOptionFields } from './StageOptionFields';
 
 export type FieldErrors = Record<string, string[]>;
 
@@ -38,7 +41,6 @@ export const FIELD_OF: Record<string, keyof RunForm> = {
   use_cpu: 'gpus',
 };
 
-export const STAGES = ['sft', 'pt', 'rm', 'dpo', 'kto', 'ppo'];
 const OPTIMIZERS = ['adamw_torch', 'adamw_torch_fused', 'adamw_8bit', 'paged_adamw_8bit', 'adafactor', 'sgd'];
 
 export interface Choice {
@@ -56,6 +58,12 @@ interface Props {
   experimentId: string | null;
   onExperiment: (id: string | null) => void;
   onPreviewDataset: (name: string) => void;
+  /** the stage catalog (GET /api/stages) */
+  stages: StageInfo[];
+  /** finished reward-model runs, offered for reward_model */
+  rewardModels: RewardModelChoice[];
+  /** chosen datasets that cannot feed the chosen stage, with the stages they can feed */
+  mismatched: { name: string; stages: string[] }[];
 }
 
 function toNumber(value: number | string, nullable: boolean): number | null {
@@ -101,14 +109,16 @@ const Section = memo(
   (before, after) => before.deps.length === after.deps.length && before.deps.every((dep, i) => Object.is(dep, after.deps[i])),
 );
 
-export function RunFormFields({ form, update, errors, models, datasets, experiments, experimentId, onExperiment, onPreviewDataset }: Props) {
+export function RunFormFields({ form, update, errors, models, datasets, experiments, experimentId, onExperiment, onPreviewDataset, stages, rewardModels, mismatched }: Props) {
   const { t, i18n } = useTranslation();
+  const text = useStageText();
+  const stage = stageInfo(stages, form.stage);
   const errorsKey = JSON.stringify(errors);
   const common = [errorsKey, i18n.language, update];
   const pick = (...keys: (keyof RunForm)[]) => [...common, ...keys.map((key) => form[key])];
   const err = (field: string): string | undefined => {
     const messages = Object.entries(errors)
-      .filter(([key]) => key === field || FIELD_OF[key] === field)
+      .filter(([key]) => key === field || FIELD_OF[key] === field || key.startsWith(`${field}[`))
       .flatMap(([, list]) => list);
     return messages.length ? messages.join('; ') : undefined;
   };
@@ -182,22 +192,24 @@ export function RunFormFields({ form, update, errors, models, datasets, experime
       />
 
       <Section
-        deps={pick('stage', 'quantization_bit', 'finetuning_type', 'lora_rank', 'lora_alpha', 'lora_dropout', 'lora_target', 'use_dora', 'use_rslora', 'pissa_init', 'freeze_trainable_layers', 'freeze_trainable_modules')}
+        deps={[...pick('stage', 'quantization_bit', 'finetuning_type', 'lora_rank', 'lora_alpha', 'lora_dropout', 'lora_target', 'use_dora', 'use_rslora', 'pissa_init', 'freeze_trainable_layers', 'freeze_trainable_modules'), stages]}
         render={() => (
           <Fieldset legend={t('form.sectionMethod')}>
             <Stack>
               <SimpleGrid cols={{ base: 1, sm: 2 }}>
                 <Select
                   label={t('form.stage')}
-                  data={STAGES.map((stage) => ({
-                    value: stage,
-                    label: `${t(`stages.${stage}`)}${TRAINED_STAGES.includes(stage) ? '' : ` — ${t('form.notYet')}`}`,
-                    disabled: !TRAINED_STAGES.includes(stage),
-                  }))}
+                  description={stage ? text(stage).summary : undefined}
+                  data={[
+                    ...stages.map((info) => ({ value: info.name, label: `${text(info).title} (${info.name})` })),
+                    // a stage the catalog does not know (an imported YAML): shown, and reported by the checks
+                    ...(stage || !form.stage ? [] : [{ value: form.stage, label: form.stage }]),
+                  ]}
                   value={form.stage}
                   onChange={(value) => value && update('stage', value)}
                   allowDeselect={false}
                   error={err('stage')}
+                  placeholder={stages.length ? undefined : t('common.loading')}
                   data-testid="field-stage"
                 />
                 <Select
@@ -215,6 +227,11 @@ export function RunFormFields({ form, update, errors, models, datasets, experime
                   data-testid="field-quantization_bit"
                 />
               </SimpleGrid>
+              {stage && (
+                <Text size="sm" c="dimmed" data-testid="stage-data-help">
+                  {t('form.stageData', { help: text(stage).data_help })}
+                </Text>
+              )}
               <Stack gap={4}>
                 <Text size="sm" fw={500}>
                   {t('form.finetuning_type')}
@@ -258,7 +275,24 @@ export function RunFormFields({ form, update, errors, models, datasets, experime
       />
 
       <Section
-        deps={[...pick('datasets', 'cutoff_len', 'val_size', 'eval_steps'), datasetChoices, onPreviewDataset]}
+        deps={[...pick('stage', 'options'), stages, rewardModels]}
+        render={() =>
+          stage && stage.options.length > 0 ? (
+            <Fieldset legend={t('form.sectionStage', { stage: text(stage).title })} data-testid="stage-fieldset">
+              <StageOptionFields
+                stageKeys={stage.options}
+                values={form.options}
+                onChange={(key, value) => update('options', { ...form.options, [key]: value })}
+                error={err}
+                rewardModels={rewardModels}
+              />
+            </Fieldset>
+          ) : null
+        }
+      />
+
+      <Section
+        deps={[...pick('datasets', 'cutoff_len', 'val_size', 'eval_steps', 'stage'), datasetChoices, onPreviewDataset, mismatched]}
         render={() => (
           <Fieldset legend={t('form.sectionData')}>
             <Stack>
@@ -273,6 +307,11 @@ export function RunFormFields({ form, update, errors, models, datasets, experime
                 nothingFoundMessage={t('datasets.none')}
                 data-testid="field-datasets"
               />
+              {mismatched.map(({ name, stages: fed }) => (
+                <Text key={name} size="xs" c="orange" data-testid="dataset-stage-warning">
+                  {t('form.datasetStageMismatch', { name, stage: form.stage, stages: fed.join(', ') })}
+                </Text>
+              ))}
               {form.datasets.length > 0 && (
                 <Group gap="xs">
                   {form.datasets.map((name) => (
@@ -333,7 +372,7 @@ export function RunFormFields({ form, update, errors, models, datasets, experime
       />
 
       <Section
-        deps={pick('optim', 'neftune_noise_alpha', 'loraplus_lr_ratio', 'logging_steps', 'save_steps', 'packing', 'stage', 'pref_beta', 'pref_loss', 'pref_ftx', 'reward_model', 'ppo_epochs')}
+        deps={pick('optim', 'neftune_noise_alpha', 'loraplus_lr_ratio', 'logging_steps', 'save_steps', 'packing')}
         render={() => (
           <Accordion variant="separated" defaultValue={null}>
             <Accordion.Item value="advanced">
@@ -348,23 +387,6 @@ export function RunFormFields({ form, update, errors, models, datasets, experime
                     {num('save_steps', { min: 1 })}
                   </SimpleGrid>
                   <Switch label={t('form.packing')} checked={form.packing} onChange={(e) => update('packing', e.currentTarget.checked)} error={err('packing')} data-testid="field-packing" />
-                  {PREFERENCE_STAGES.includes(form.stage) && (
-                    <Fieldset legend={t('form.sectionRlhf')}>
-                      <SimpleGrid cols={{ base: 2, sm: 3 }}>
-                        {num('pref_beta', { min: 0, step: 0.05, decimalScale: 3 })}
-                        <Select label={t('form.pref_loss')} data={enumValues('pref_loss')} value={form.pref_loss} onChange={(value) => value && update('pref_loss', value)} allowDeselect={false} />
-                        {num('pref_ftx', { min: 0, step: 0.1, decimalScale: 3 })}
-                      </SimpleGrid>
-                    </Fieldset>
-                  )}
-                  {form.stage === 'ppo' && (
-                    <Fieldset legend={t('form.sectionRlhf')}>
-                      <SimpleGrid cols={{ base: 1, sm: 2 }}>
-                        <TextInput label={t('form.reward_model')} value={form.reward_model} onChange={(e) => update('reward_model', e.currentTarget.value)} error={err('reward_model')} />
-                        {num('ppo_epochs', { min: 1 })}
-                      </SimpleGrid>
-                    </Fieldset>
-                  )}
                 </Stack>
               </Accordion.Panel>
             </Accordion.Item>

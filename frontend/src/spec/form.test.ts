@@ -1,5 +1,7 @@
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { STAGES } from '../test/stages';
+import { stageOptionKeys } from '../stages/catalog';
 import { DEFAULT_FORM, formToSpec, importYaml, ImportError, type RunForm, specToYaml } from './form';
 
 const LLAMA3_LORA_SFT = `### model
@@ -71,9 +73,32 @@ describe('form -> spec -> YAML', () => {
     expect(freeze).not.toHaveProperty('lora_rank');
     const dora = formToSpec(form({ use_dora: true, lora_alpha: 32, loraplus_lr_ratio: 16, quantization_bit: '4' }));
     expect(dora).toMatchObject({ use_dora: true, lora_alpha: 32, loraplus_lr_ratio: 16, quantization_bit: 4 });
-    const dpo = formToSpec(form({ stage: 'dpo', pref_beta: 0.2 }));
-    expect(dpo).toMatchObject({ stage: 'dpo', pref_beta: 0.2, pref_loss: 'sigmoid' });
-    expect(formToSpec(form({}))).not.toHaveProperty('pref_beta');
+  });
+
+  it("writes the chosen stage's own options, not other stages' ones nor defaults", () => {
+    const options = { pref_beta: 0.2, pref_loss: 'simpo', simpo_gamma: 1, ppo_epochs: 2, ref_model: '/models/ref', num_generations: 8 };
+    const dpo = formToSpec(form({ stage: 'dpo', options }), stageOptionKeys(STAGES, 'dpo'));
+    expect(dpo).toMatchObject({ stage: 'dpo', pref_beta: 0.2, pref_loss: 'simpo', simpo_gamma: 1 });
+    // ppo/grpo keys do not apply; SimPO needs no reference model
+    for (const key of ['ppo_epochs', 'num_generations', 'ref_model']) expect(dpo).not.toHaveProperty(key);
+    const sigmoid = formToSpec(form({ stage: 'dpo', options: { ...options, pref_loss: 'sigmoid', pref_ftx: 0 } }), stageOptionKeys(STAGES, 'dpo'));
+    expect(sigmoid).toMatchObject({ ref_model: '/models/ref' });
+    // sigmoid is the default loss, 0 the default SFT weight; simpo_gamma only applies to simpo
+    for (const key of ['pref_loss', 'pref_ftx', 'simpo_gamma']) expect(sigmoid).not.toHaveProperty(key);
+    const sft = formToSpec(form({ options }), stageOptionKeys(STAGES, 'sft'));
+    for (const key of Object.keys(options)) expect(sft).not.toHaveProperty(key);
+  });
+
+  it('sends the reward model to GRPO only when a reward function reads it, and its adapters only with type full', () => {
+    const grpo = stageOptionKeys(STAGES, 'grpo');
+    const options = { reward_funcs: [{ name: 'exact_match' }], reward_model: '/rm', reward_model_adapters: '/rm-lora' };
+    expect(formToSpec(form({ stage: 'grpo', options }), grpo)).not.toHaveProperty('reward_model');
+    const withModel = { ...options, reward_funcs: [{ name: 'exact_match' }, { name: 'reward_model', weight: 0.5 }] };
+    expect(formToSpec(form({ stage: 'grpo', options: withModel }), grpo)).toMatchObject({ reward_model: '/rm' });
+    expect(formToSpec(form({ stage: 'grpo', options: withModel }), grpo)).not.toHaveProperty('reward_model_adapters');
+    const full = formToSpec(form({ stage: 'ppo', options: { ...options, reward_model_type: 'full' } }), stageOptionKeys(STAGES, 'ppo'));
+    expect(full).toMatchObject({ reward_model: '/rm', reward_model_type: 'full', reward_model_adapters: '/rm-lora' });
+    expect(full).not.toHaveProperty('reward_funcs');
   });
 
   it('turns a validation split into evaluation steps, and 0 GPUs into use_cpu', () => {
@@ -134,6 +159,19 @@ describe('LLaMA-Factory YAML import', () => {
     const yaml = specToYaml(formToSpec(original));
     const again = importYaml(yaml).form;
     expect(formToSpec(again)).toEqual(formToSpec(original));
+  });
+
+  it("reads the stage's options into the form and keeps other stages' keys as extra settings", () => {
+    const { form: imported, extra } = importYaml(
+      'model_name_or_path: m\nstage: grpo\ndataset: d\nreward_funcs: exact_match,length\nnum_generations: 8\npref_beta: 0.3\n',
+      DEFAULT_FORM,
+      STAGES,
+    );
+    expect(imported.options).toEqual({ reward_funcs: [{ name: 'exact_match' }, { name: 'length' }], num_generations: 8 });
+    expect(imported.extra).toEqual({ pref_beta: 0.3 });
+    expect(extra).toEqual(['pref_beta']);
+    const again = formToSpec(imported, stageOptionKeys(STAGES, 'grpo'));
+    expect(again).toMatchObject({ stage: 'grpo', num_generations: 8, pref_beta: 0.3, reward_funcs: [{ name: 'exact_match' }, { name: 'length' }] });
   });
 
   it('explains YAML that is not a mapping', () => {

@@ -1,6 +1,8 @@
 // The new-run form's values, and the conversions form -> flat spec (LLaMA-Factory keys) -> YAML and back.
 import { parse, stringify } from 'yaml';
+import { allStageOptionKeys, stageOptionKeys, type StageInfo } from '../stages/catalog';
 import { ALIASES, isDefault, SPEC_KEYS } from './schema';
+import { type OptionValues, optionSpec, rewardFuncList } from './stageOptions';
 
 export type FinetuningType = 'full' | 'freeze' | 'lora';
 export type ComputeType = 'bf16' | 'fp16' | 'fp32';
@@ -36,11 +38,8 @@ export interface RunForm {
   loraplus_lr_ratio: number | null;
   freeze_trainable_layers: number;
   freeze_trainable_modules: string;
-  pref_beta: number;
-  pref_loss: string;
-  pref_ftx: number;
-  reward_model: string;
-  ppo_epochs: number;
+  /** values of the stage-specific spec keys (the catalog's `options`); only the chosen stage's are sent */
+  options: OptionValues;
   optim: string;
   packing: boolean;
   neftune_noise_alpha: number | null;
@@ -53,7 +52,7 @@ export const DEFAULT_FORM: RunForm = {
   name: '',
   model: '',
   template: '',
-  stage: 'sft',
+  stage: String(SPEC_KEYS.stage?.schema.default ?? 'sft'),
   finetuning_type: 'lora',
   quantization_bit: '',
   datasets: [],
@@ -80,11 +79,7 @@ export const DEFAULT_FORM: RunForm = {
   loraplus_lr_ratio: null,
   freeze_trainable_layers: 2,
   freeze_trainable_modules: 'all',
-  pref_beta: 0.1,
-  pref_loss: 'sigmoid',
-  pref_ftx: 0,
-  reward_model: '',
-  ppo_epochs: 4,
+  options: {},
   optim: 'adamw_torch',
   packing: false,
   neftune_noise_alpha: null,
@@ -92,9 +87,6 @@ export const DEFAULT_FORM: RunForm = {
   extra: {},
 };
 
-export const PREFERENCE_STAGES = ['dpo', 'kto'];
-
-/** The flat spec (LLaMA-Factory keys) the form stands for, in a readable order; defaults left out where noisy. */
 /** Precision and GPU count a fresh form starts with: bf16 on one GPU when an online worker has a GPU,
  * else fp32 on the CPU (bf16 on a CPU is emulated and slower; fp16 needs CUDA). */
 export function hardwareDefaults(workers: readonly { status: string; gpus: readonly unknown[] }[]): Pick<RunForm, 'compute_type' | 'gpus'> {
@@ -102,7 +94,9 @@ export function hardwareDefaults(workers: readonly { status: string; gpus: reado
   return hasGpu ? { compute_type: 'bf16', gpus: 1 } : { compute_type: 'fp32', gpus: 0 };
 }
 
-export function formToSpec(form: RunForm): Record<string, unknown> {
+/** The flat spec (LLaMA-Factory keys) the form stands for, in a readable order; defaults left out where noisy.
+ * ``stageKeys``: the chosen stage's own keys (from the stage catalog); other stages' values are not sent. */
+export function formToSpec(form: RunForm, stageKeys: readonly string[] = []): Record<string, unknown> {
   const spec: Record<string, unknown> = { model_name_or_path: form.model };
   if (form.template) spec.template = form.template;
   spec.stage = form.stage;
@@ -122,15 +116,7 @@ export function formToSpec(form: RunForm): Record<string, unknown> {
     spec.freeze_trainable_modules = form.freeze_trainable_modules;
   }
   if (form.quantization_bit) spec.quantization_bit = Number(form.quantization_bit);
-  if (PREFERENCE_STAGES.includes(form.stage)) {
-    spec.pref_beta = form.pref_beta;
-    spec.pref_loss = form.pref_loss;
-    if (form.pref_ftx) spec.pref_ftx = form.pref_ftx;
-  }
-  if (form.stage === 'ppo') {
-    if (form.reward_model) spec.reward_model = form.reward_model;
-    spec.ppo_epochs = form.ppo_epochs;
-  }
+  Object.assign(spec, optionSpec(stageKeys, form.options));
   spec.dataset = form.datasets.join(',');
   spec.cutoff_len = form.cutoff_len;
   if (form.packing) spec.packing = true;
@@ -259,11 +245,6 @@ const READERS: Record<string, Reader> = {
   loraplus_lr_ratio: setNumber('loraplus_lr_ratio', true),
   freeze_trainable_layers: setNumber('freeze_trainable_layers'),
   freeze_trainable_modules: setString('freeze_trainable_modules'),
-  pref_beta: setNumber('pref_beta'),
-  pref_loss: setString('pref_loss'),
-  pref_ftx: setNumber('pref_ftx'),
-  reward_model: setString('reward_model'),
-  ppo_epochs: setNumber('ppo_epochs'),
   optim: setString('optim'),
   packing: setBool('packing'),
   neftune_noise_alpha: setNumber('neftune_noise_alpha', true),
@@ -284,8 +265,10 @@ export interface ImportResult {
 
 export class ImportError extends Error {}
 
-/** Reads a pasted LLaMA-Factory YAML (flat keys, or Tunery's nested sections) into the form. */
-export function importYaml(text: string, base: RunForm = DEFAULT_FORM): ImportResult {
+/** Reads a pasted LLaMA-Factory YAML (flat keys, or Tunery's nested sections) into the form. The keys of the
+ * imported stage (``stages``: the stage catalog) go to its options; keys of other stages stay as extra settings
+ * (sent as they are, so the server says whether they apply). */
+export function importYaml(text: string, base: RunForm = DEFAULT_FORM, stages: readonly StageInfo[] = []): ImportResult {
   let raw: unknown;
   try {
     raw = parse(text);
@@ -299,7 +282,9 @@ export function importYaml(text: string, base: RunForm = DEFAULT_FORM): ImportRe
     if (isSection && typeof value === 'object' && value !== null && !Array.isArray(value)) Object.assign(flat, value);
     else flat[key] = value;
   }
-  const form: RunForm = { ...base, extra: {}, datasets: [...base.datasets] };
+  const form: RunForm = { ...base, extra: {}, options: {}, datasets: [...base.datasets] };
+  const stageKeys = allStageOptionKeys(stages);
+  const options: OptionValues = {};
   // a YAML that sets neither precision flag trains in fp32 (LLaMA-Factory's default)
   if (!('bf16' in flat) && !('fp16' in flat)) form.compute_type = 'fp32';
   if ('val_size' in flat === false) form.val_size = 0;
@@ -310,8 +295,20 @@ export function importYaml(text: string, base: RunForm = DEFAULT_FORM): ImportRe
     const reader = READERS[key];
     if (reader && reader(form, value)) continue;
     if (value === null && isDefault(key, null)) continue; // "key: null" is the default
+    if (stageKeys.has(key)) {
+      options[key] = key === 'reward_funcs' ? rewardFuncList(value) : value;
+      continue;
+    }
     form.extra[key] = value;
     (SPEC_KEYS[key] ? extra : unknown).push(key);
+  }
+  const applicable = stageOptionKeys(stages, form.stage);
+  for (const [key, value] of Object.entries(options)) {
+    if (applicable.includes(key)) form.options[key] = value;
+    else {
+      form.extra[key] = value;
+      extra.push(key);
+    }
   }
   return { form, extra, unknown };
 }

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_FORM, formToSpec } from './form';
+import { STAGES } from '../test/stages';
 import { checkValue, enumValues, SPEC_KEYS, validateSpec } from './schema';
 
 const valid = () => formToSpec({ ...DEFAULT_FORM, model: 'tiny', datasets: ['identity'], compute_type: 'fp32' });
 
-function messages(spec: Record<string, unknown>): Record<string, string> {
-  return Object.fromEntries(validateSpec(spec).map((p) => [p.field, p.message]));
+function messages(spec: Record<string, unknown>, stages = STAGES): Record<string, string> {
+  return Object.fromEntries(validateSpec(spec, stages).map((p) => [p.field, p.message]));
 }
 
 describe('spec checks from the OpenAPI schema', () => {
@@ -38,9 +39,34 @@ describe('spec checks from the OpenAPI schema', () => {
     expect(found.model_name_or_path).toBe('is required');
   });
 
-  it('applies the rules exported from the server: stages, unsupported options, datasets', () => {
-    const found = messages({ ...valid(), stage: 'dpo', quantization_bit: 4, dataset: '' });
-    expect(found.stage).toBe("stage 'dpo' is not trainable yet; use one of: pt, sft");
+  it('accepts every stage of the catalog', () => {
+    for (const stage of STAGES) expect(messages({ ...valid(), stage: stage.name })).toEqual({});
+  });
+
+  it("names the catalog's stages for a stage it does not list", () => {
+    expect(messages({ ...valid(), stage: 'dpo' }, STAGES.filter((stage) => stage.name !== 'dpo')).stage).toBe(
+      "Input should be 'sft', 'pt', 'rm', 'kto', 'ppo' or 'grpo' (got \"dpo\")",
+    );
+    const future = [...STAGES, { ...STAGES[0], name: 'orpo_next' }];
+    expect(messages({ ...valid(), stage: 'orpo_next' }, future)).toEqual({});
+    expect(messages({ ...valid(), stage: 'nope' }, future).stage).toMatch(/'grpo' or 'orpo_next' \(got "nope"\)$/);
+    // without the catalog (not loaded yet) the schema's own list applies
+    expect(messages({ ...valid(), stage: 'nope' }, []).stage).toMatch(/^Input should be 'sft', .* \(got "nope"\)$/);
+  });
+
+  it('checks the GRPO reward functions against their schema', () => {
+    expect(messages({ ...valid(), stage: 'grpo', reward_funcs: [{ name: 'exact_match', weight: 2, args: { strip: true } }] })).toEqual({});
+    expect(messages({ ...valid(), stage: 'grpo', reward_funcs: [{ name: 'length' }, { name: '' }] }).reward_funcs).toBe(
+      'item 2: name: String should have at least 1 character',
+    );
+    expect(messages({ ...valid(), stage: 'grpo', reward_funcs: [{ name: 'regex', args: '{"pattern": ' }] }).reward_funcs).toBe(
+      'item 1: args: Input should be a valid dictionary',
+    );
+    expect(messages({ ...valid(), stage: 'grpo', reward_funcs: [{ name: 'regex', wieght: 1 }] }).reward_funcs).toBe('item 1: wieght: Extra inputs are not permitted');
+  });
+
+  it('applies the rules exported from the server: unsupported options, datasets', () => {
+    const found = messages({ ...valid(), quantization_bit: 4, dataset: '' });
     expect(found.quantization_bit).toBe('is a LLaMA-Factory option Tunery does not support; leave it at None');
     expect(found.dataset).toBe('is required to train (names from dataset_info.json)');
   });

@@ -4,6 +4,7 @@
 import openapi from '../../openapi.json';
 import catalog from '../api/catalog.gen.json';
 import type { Problem } from '../api/errors';
+import type { StageInfo } from '../stages/catalog';
 
 export interface PropertySchema {
   type?: string;
@@ -11,6 +12,11 @@ export interface PropertySchema {
   const?: unknown;
   anyOf?: PropertySchema[];
   items?: PropertySchema;
+  $ref?: string;
+  properties?: Record<string, PropertySchema>;
+  required?: string[];
+  additionalProperties?: boolean | PropertySchema;
+  minLength?: number;
   minimum?: number;
   maximum?: number;
   exclusiveMinimum?: number;
@@ -57,7 +63,6 @@ export const SPEC_KEYS: Record<string, KeyInfo> = (() => {
 })();
 
 export const ALIASES: Record<string, string> = catalog.aliases;
-export const TRAINED_STAGES: string[] = catalog.trained_stages;
 export const UNSUPPORTED: Record<string, unknown> = catalog.unsupported_options;
 export const TEMPLATES: string[] = catalog.templates;
 
@@ -139,8 +144,27 @@ function quoteList(values: unknown[]): string {
   return quoted.length > 1 ? `${quoted.slice(0, -1).join(', ')} or ${quoted[quoted.length - 1]}` : quoted[0];
 }
 
+/** Why the object ``value`` does not fit an object schema with properties (pydantic's wording, with the key). */
+function checkObject(schema: PropertySchema, value: Record<string, unknown>): string | null {
+  for (const key of schema.required ?? []) if (!(key in value)) return `${key}: Field required`;
+  for (const [key, inner] of Object.entries(value)) {
+    const property = schema.properties?.[key];
+    if (!property) {
+      if (schema.additionalProperties === false) return `${key}: Extra inputs are not permitted`;
+      continue;
+    }
+    const message = checkValue(property, inner);
+    if (message) return `${key}: ${message}`;
+  }
+  return null;
+}
+
 /** Why ``value`` does not fit ``schema`` (pydantic's wording), or null when it fits. */
 export function checkValue(schema: PropertySchema, value: unknown): string | null {
+  if (schema.$ref) {
+    const target = schemas[schema.$ref.split('/').pop() ?? ''] as PropertySchema | undefined;
+    return target ? checkValue(target, value) : null;
+  }
   if (schema.anyOf) {
     const messages = schema.anyOf.map((option) => checkValue(option, value));
     if (messages.some((message) => message === null)) return null;
@@ -151,6 +175,15 @@ export function checkValue(schema: PropertySchema, value: unknown): string | nul
   if (schema.enum && !schema.enum.includes(value)) return `Input should be ${quoteList(schema.enum)}`;
   if (schema.const !== undefined && schema.const !== value) return `Input should be ${quoteList([schema.const])}`;
   if (!typeOk(schema.type, value, schema.items)) return `Input should be ${TYPE_WORDS[schema.type ?? ''] ?? schema.type}`;
+  if (typeof value === 'string' && schema.minLength !== undefined && value.length < schema.minLength)
+    return `String should have at least ${schema.minLength} character${schema.minLength === 1 ? '' : 's'}`;
+  if (Array.isArray(value) && schema.items) {
+    for (const [index, item] of value.entries()) {
+      const message = checkValue(schema.items, item);
+      if (message) return `item ${index + 1}: ${message}`;
+    }
+  }
+  if (schema.properties && typeof value === 'object' && !Array.isArray(value)) return checkObject(schema, value as Record<string, unknown>);
   if (typeof value === 'number') {
     if (schema.exclusiveMinimum !== undefined && !(value > schema.exclusiveMinimum))
       return `Input should be greater than ${schema.exclusiveMinimum}`;
@@ -168,11 +201,13 @@ function same(a: unknown, b: unknown): boolean {
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 }
 
-/** Problems of a flat spec, as the server would name them (field = the flat key). */
-export function validateSpec(flat: Record<string, unknown>): Problem[] {
+/** Problems of a flat spec, as the server would name them (field = the flat key). ``stages``: the stage
+ * catalog (GET /api/stages); the stage is checked against it when given, else against the schema. */
+export function validateSpec(flat: Record<string, unknown>, stages?: readonly StageInfo[]): Problem[] {
   const problems: Problem[] = [];
   for (const [rawKey, value] of Object.entries(flat)) {
     const key = ALIASES[rawKey] ?? rawKey;
+    if (key === 'stage' && stages?.length) continue; // checked below, against the catalog
     const info = SPEC_KEYS[key];
     if (!info) {
       const close = closestKey(key);
@@ -188,9 +223,9 @@ export function validateSpec(flat: Record<string, unknown>): Problem[] {
   for (const [key, info] of Object.entries(SPEC_KEYS)) {
     if (info.required && (flat[key] === undefined || flat[key] === '')) problems.push({ field: key, message: 'is required' });
   }
-  const stage = String(flat.stage ?? 'sft');
-  if (!TRAINED_STAGES.includes(stage)) {
-    problems.push({ field: 'stage', message: `stage '${stage}' is not trainable yet; use one of: ${TRAINED_STAGES.join(', ')}` });
+  const stage = flat.stage ?? SPEC_KEYS.stage?.schema.default;
+  if (stages?.length && !stages.some((info) => info.name === stage)) {
+    problems.push({ field: 'stage', message: `Input should be ${quoteList(stages.map((info) => info.name))} (got ${JSON.stringify(stage)})` });
   }
   for (const [key, off] of Object.entries(UNSUPPORTED)) {
     if (key in flat && !same(flat[key], off)) {

@@ -7,6 +7,7 @@ stage, mixes the datasets and splits off the validation set.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -17,6 +18,7 @@ from tunery.engine.data.api import DataError, LoadedData, ValidationReport
 from tunery.engine.data.convert import RowSink, convert_files, convert_row, converter_for
 from tunery.engine.data.fingerprint import fingerprint
 from tunery.engine.data.formats import Context, Shape, shape_for_stage
+from tunery.engine.data.formats.shapes import stages_for_dataset
 from tunery.engine.data.jsonio import gc_paused
 from tunery.engine.data.mixing import buffer_shuffle, mix, mix_streams, sample_positions, split_validation
 from tunery.engine.data.registry import DatasetAttr, get_dataset_attrs
@@ -24,6 +26,7 @@ from tunery.engine.data.sources import Source, resolve_source
 from tunery.engine.data.stream import ExampleStream, LazyDataset
 from tunery.engine.data.types import Example
 from tunery.spec.data import DataSection
+from tunery.spec.stages import stages_for_shape
 
 __all__ = ["data_fingerprint", "load_examples", "validate_datasets"]
 
@@ -41,14 +44,41 @@ class _Plan:
 
 
 def _check_stage(attr: DatasetAttr, shape: Shape, stage: str) -> None:
+    """The dataset's kind must fit the stage; the message says which stages it can feed instead."""
+    fits = ", ".join(stages_for_dataset(attr.ranking, attr.kto_tag is not None))
     if shape == "pairwise" and not attr.ranking:
         raise DataError(
-            f"dataset '{attr.name}' is not preference data, which stage '{stage}' needs: set "
-            '"ranking": true and map "chosen"/"rejected" columns in dataset_info.json'
+            f"dataset '{attr.name}' is not preference data, which stage '{stage}' needs (a prompt with a chosen "
+            'and a rejected answer): set "ranking": true and map "chosen"/"rejected" columns in dataset_info.json; '
+            f"as it is, this dataset can feed stages {fits}"
         )
     if shape != "pairwise" and attr.ranking:
         raise DataError(
-            f"dataset '{attr.name}' is preference data (ranking: true); use it with stage rm or dpo, not '{stage}'"
+            f"dataset '{attr.name}' is preference data (ranking: true); use it with stage "
+            f"{' or '.join(stages_for_shape('pairwise'))}, not '{stage}'"
+        )
+    if shape == "kto" and attr.kto_tag is None:
+        raise DataError(
+            f"dataset '{attr.name}' has no desirable/undesirable tag, which stage '{stage}' needs: map a boolean "
+            f"column as \"kto_tag\" in dataset_info.json (KTO data needs a 'kto_tag' column); as it is, this "
+            f"dataset can feed stages {fits}"
+        )
+    if shape != "kto" and attr.kto_tag is not None:
+        raise DataError(
+            f"dataset '{attr.name}' is KTO data (a 'kto_tag' column marks answers desirable or not): its "
+            f"undesirable answers would be trained as good ones; use it with stage {fits}, not '{stage}'"
+        )
+
+
+def _warn_one_label(counts: Counter[bool | None], report: ValidationReport) -> None:
+    """KTO learns by contrasting desirable and undesirable answers; one kind only is worth a warning
+    (TRL trains on it anyway, as LLaMA-Factory does). ``counts``: training rows per KTO label."""
+    if len(counts) == 1:
+        label, total = next(iter(counts.items()))
+        kind = "desirable (kto_tag true)" if label else "undesirable (kto_tag false)"
+        report.warn(
+            f"KTO: all {total} training rows are {kind}; KTO contrasts desirable with undesirable answers, "
+            "add rows of the other kind for a useful signal"
         )
 
 
@@ -123,6 +153,8 @@ def load_examples(
             evaluation = list(chain.from_iterable(eval_parts))
         else:
             evaluation = mix(eval_parts, data.mix_strategy, _probs(data, eval_parts), seed)
+    if plan.shape == "kto" and train:
+        _warn_one_label(Counter(example.kto_label for example in train), report)
     if data.val_size > 1e-6 and train:
         train, evaluation = split_validation(train, data.val_size, seed)
     return LoadedData(train, evaluation, report, digest, by_dataset)
@@ -171,6 +203,7 @@ def validate_datasets(data: DataSection, stage: str, *, max_errors: int | None =
     report = ValidationReport(max_errors=max_errors)
     plan = _plan(data, stage, report, None)
     seen: set[str] = set()
+    labels: Counter[bool | None] = Counter()  # KTO: training rows per label, to check both occur
     for source in plan.train + plan.evaluation:
         if source.attr.name in seen:
             continue
@@ -178,9 +211,14 @@ def validate_datasets(data: DataSection, stage: str, *, max_errors: int | None =
         convert = converter_for(source.attr, plan.context(source))
         sink = RowSink(source.attr, report)
         checked = 0
+        keep = plan.shape == "kto" and any(source is train for train in plan.train)
         with gc_paused():
             for path, number, row in source.iter_rows():
                 checked += 1
-                convert_row(convert, sink, path, number, row)
+                example = convert_row(convert, sink, path, number, row)
+                if keep and example is not None:
+                    labels[example.kto_label] += 1
         report.count_rows(source.attr.name, checked, checked - sink.bad)
+    if labels:
+        _warn_one_label(labels, report)
     return report

@@ -36,7 +36,8 @@ class Example:
     ``prompt`` holds the turns before the last response: user/observation turns alternate with
     assistant/function turns and it ends with a user or observation turn. ``response`` holds the
     answer(s): one message for SFT, [chosen, rejected] for preference data, the text for pretraining
-    (``prompt`` empty). ``kto_label`` is set for KTO data.
+    (``prompt`` empty), the reference answer or nothing for prompt data (ppo, grpo). ``kto_label`` is set
+    for KTO data.
     """
 
     prompt: list[Message]

@@ -23,6 +23,7 @@ import xxhash
 
 from tunery.engine.data.types import Message, Role
 from tunery.engine.templates.base import ChatTemplate
+from tunery.engine.tokenize.columns import COLUMNS, ColumnRows
 from tunery.engine.tokenize.rows import TokenRows
 from tunery.engine.tokenize.stats import TokenStats
 from tunery.engine.tokenize.text import tokenizer_fingerprint
@@ -86,11 +87,12 @@ def cache_key(
 
 @dataclass
 class CachedSplit:
-    rows: TokenRows
+    rows: TokenRows | ColumnRows
     stats: TokenStats
 
 
-_ARRAYS = ("input_ids", "labels", "offsets", "position_ids")
+#: ``kind`` of a split in meta.json: token rows (pt, sft) or a kind of ``tokenize.columns`` rows.
+TOKEN_ROWS = "tokens"
 
 
 def _checksum(array: np.ndarray) -> str:
@@ -123,19 +125,20 @@ class TokenCache:
             raise ValueError("cache entry of another version or key")
         splits: dict[str, CachedSplit] = {}
         for split, info in meta["splits"].items():
-            arrays: dict[str, np.ndarray | None] = {}
-            for name in _ARRAYS:
-                expected = info["arrays"].get(name)
-                if expected is None:
-                    arrays[name] = None
-                    continue
+            arrays: dict[str, np.ndarray] = {}
+            for name, expected in info["arrays"].items():
                 array = np.load(folder / f"{info['file']}.{name}.npy", mmap_mode="r", allow_pickle=False)
                 if list(array.shape) != expected["shape"] or _checksum(array) != expected["xxh3"]:
                     raise ValueError(f"cache array {split}.{name} is damaged")
                 arrays[name] = array
-            rows = TokenRows(arrays["input_ids"], arrays["labels"], arrays["offsets"], arrays["position_ids"])  # type: ignore[arg-type]
-            if int(rows.offsets[-1]) != len(rows.input_ids) or len(rows.labels) != len(rows.input_ids):
-                raise ValueError(f"cache split {split} is inconsistent")
+            kind = info.get("kind", TOKEN_ROWS)
+            rows: TokenRows | ColumnRows
+            if kind == TOKEN_ROWS:
+                rows = TokenRows.from_arrays(arrays)
+            elif kind in COLUMNS:
+                rows = ColumnRows.from_arrays(kind, arrays)
+            else:
+                raise ValueError(f"cache split {split} has unknown kind {kind!r}")
             splits[split] = CachedSplit(rows, TokenStats.from_dict(info["stats"]))
         return splits
 
@@ -146,11 +149,11 @@ class TokenCache:
         try:
             meta: dict[str, Any] = {"version": CACHE_VERSION, "key": key, "splits": {}}
             for number, (split, cached) in enumerate(splits.items()):
-                info: dict[str, Any] = {"file": f"s{number}", "stats": cached.stats.to_dict(), "arrays": {}}
-                for name in _ARRAYS:
-                    array = getattr(cached.rows, name)
-                    if array is None:
-                        continue
+                rows = cached.rows
+                kind = rows.kind if isinstance(rows, ColumnRows) else TOKEN_ROWS
+                info: dict[str, Any] = {"file": f"s{number}", "kind": kind, "stats": cached.stats.to_dict()}
+                info["arrays"] = {}
+                for name, array in rows.arrays().items():
                     np.save(tmp / f"{info['file']}.{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
                     info["arrays"][name] = {"shape": list(array.shape), "xxh3": _checksum(array)}
                 meta["splits"][split] = info

@@ -12,8 +12,10 @@ import numpy as np
 
 from tunery.engine.data.types import Example
 from tunery.engine.templates.base import ChatTemplate
+from tunery.engine.tokenize.columns import ColumnRows, RowKind
 from tunery.engine.tokenize.errors import TokenizeError
 from tunery.engine.tokenize.packing import pack_rows
+from tunery.engine.tokenize.preference import STAGE_ROW_KINDS, encode_column_rows
 from tunery.engine.tokenize.pretrain import document_ids, encode_pretrain, pack_blocks
 from tunery.engine.tokenize.rows import TokenRows
 from tunery.engine.tokenize.stats import TokenStats, compute_stats
@@ -34,6 +36,11 @@ class Recipe:
     template_name: str | None = None
     packing: bool = False
     neat_packing: bool = False
+
+    @property
+    def row_kind(self) -> RowKind | None:
+        """The kind of rows of a preference or RL stage (``tokenize.columns``); None for pt/sft token rows."""
+        return STAGE_ROW_KINDS.get(self.stage)
 
     @property
     def pack_mode(self) -> PackMode:
@@ -67,6 +74,8 @@ def encode_sequences(
 ) -> tuple[TokenRows, np.ndarray, int]:
     """One row per example, cut to the cutoff: (rows, untruncated lengths, number truncated)."""
     cutoff = recipe.options.cutoff_len
+    if recipe.row_kind is not None:
+        raise TokenizeError(f"stage '{recipe.stage}' has {recipe.row_kind} rows: use encode_columns")
     if recipe.stage == "pt":
         encoded = encode_pretrain(examples, tokenizer, recipe.template_name, cutoff)
         rows = TokenRows.from_lists(encoded.input_ids, encoded.labels)
@@ -77,10 +86,29 @@ def encode_sequences(
     return rows, full_lengths, int((full_lengths > cutoff).sum())
 
 
+def encode_columns(
+    examples: Iterable[Example], tokenizer: Any, template: ChatTemplate | None, recipe: Recipe, kind: RowKind
+) -> tuple[ColumnRows, TokenStats]:
+    """Rows of a preference or RL stage, chunk by chunk, with their statistics."""
+    if template is None:
+        raise TokenizeError(f"stage '{recipe.stage}' needs a chat template")
+    parts: list[ColumnRows] = []
+    starts: list[int] = []
+    count = 0
+    for chunk in chunks(examples, CHUNK_EXAMPLES):
+        parts.append(encode_column_rows(kind, chunk, tokenizer, template, recipe.options))
+        starts.append(count)
+        count += len(chunk)
+    rows = ColumnRows.concat(kind, parts, starts)
+    return rows, rows.stats(count, recipe.options.cutoff_len)
+
+
 def encode_all(
     examples: Iterable[Example], tokenizer: Any, template: ChatTemplate | None, recipe: Recipe
-) -> tuple[TokenRows, TokenStats]:
+) -> tuple[TokenRows | ColumnRows, TokenStats]:
     """Every example encoded (and packed if asked) into one set of rows, with its statistics."""
+    if recipe.row_kind is not None:
+        return encode_columns(examples, tokenizer, template, recipe, recipe.row_kind)
     acc = Accumulator()
     cutoff = recipe.options.cutoff_len
     if recipe.stage == "pt" and recipe.packing:

@@ -15,16 +15,17 @@ from tunery.engine.gc_pause import paused_gc
 from tunery.engine.templates.base import ChatTemplate
 from tunery.engine.tokenize.cache import CachedSplit, TokenCache, cache_key
 from tunery.engine.tokenize.collate import PackedCollator, PaddingCollator
+from tunery.engine.tokenize.columns import ColumnDataset, ColumnRows
 from tunery.engine.tokenize.encode import Recipe, encode_all
 from tunery.engine.tokenize.errors import TokenizeError
-from tunery.engine.tokenize.rows import TokenizedDataset
+from tunery.engine.tokenize.rows import TokenizedDataset, TokenRows
 from tunery.engine.tokenize.stats import TokenStats
 from tunery.engine.tokenize.stream import StreamingTokenizedDataset
 from tunery.engine.tokenize.supervised import EncodeOptions
 from tunery.spec.job import JobSpec
 
 Collator = Callable[[list[dict[str, Any]]], dict[str, Any]]
-Rows = Dataset[dict[str, list[int]]] | IterableDataset[dict[str, list[int]]]
+Rows = Dataset[dict[str, list[int]]] | IterableDataset[dict[str, list[int]]] | Dataset[dict[str, Any]]
 #: one eval set, or one per eval dataset (``eval_on_each_dataset``), as transformers' Trainer accepts
 EvalDataset = Rows | dict[str, Rows]
 
@@ -33,6 +34,8 @@ EvalDataset = Rows | dict[str, Rows]
 class TrainingData:
     """What the trainer needs: datasets of token dicts, the collator that batches them, statistics.
 
+    pt / sft rows are ``{"input_ids", "attention_mask", "labels"[, "position_ids"]}``; the preference and RL
+    stages get the rows of ``tokenize.columns`` (pairwise, kto, prompt) and do not use ``collator``.
     ``train_dataset`` is an ``IterableDataset`` when ``data.streaming`` (tokenized as it is read).
     ``eval_dataset`` is a dict of name -> dataset with ``eval_on_each_dataset``.
     ``stats`` / ``eval_stats`` are None for streamed data (lengths are unknown until consumed).
@@ -119,6 +122,8 @@ def tokenize_loaded(
     recipe = recipe_for(spec, template)
     collator = make_collator(spec, tokenizer, recipe)
     if spec.data.streaming:
+        if recipe.row_kind is not None:  # the spec rules refuse it; a guard for direct callers
+            raise TokenizeError(f"streaming is not supported for stage '{recipe.stage}'")
         return _streaming(loaded, tokenizer, template, recipe, collator, spec.data.preprocessing_batch_size)
 
     splits = _splits(loaded)
@@ -138,16 +143,17 @@ def tokenize_loaded(
             cache.store(key, cached)
 
     _check_rows(cached["train"].stats, recipe)
+    _warn_dropped(cached, splits, recipe, loaded.report)
     evaluation: EvalDataset | None = None
     eval_stats: TokenStats | dict[str, TokenStats] | None = None
     if loaded.eval_by_dataset:
         names = [name.removeprefix(_EVAL_PREFIX) for name in cached if name.startswith(_EVAL_PREFIX)]
-        evaluation = {name: TokenizedDataset(cached[_EVAL_PREFIX + name].rows) for name in names}
+        evaluation = {name: _dataset(cached[_EVAL_PREFIX + name].rows) for name in names}
         eval_stats = {name: cached[_EVAL_PREFIX + name].stats for name in names}
     elif "eval" in cached:
-        evaluation, eval_stats = TokenizedDataset(cached["eval"].rows), cached["eval"].stats
+        evaluation, eval_stats = _dataset(cached["eval"].rows), cached["eval"].stats
     return TrainingData(
-        train_dataset=TokenizedDataset(cached["train"].rows),
+        train_dataset=_dataset(cached["train"].rows),
         eval_dataset=evaluation,
         collator=collator,
         stats=cached["train"].stats,
@@ -161,9 +167,40 @@ def tokenize_loaded(
 _EVAL_PREFIX = "eval/"
 
 
+def _dataset(rows: TokenRows | ColumnRows) -> Rows:
+    return ColumnDataset(rows) if isinstance(rows, ColumnRows) else TokenizedDataset(rows)
+
+
+def _no_room(recipe: Recipe) -> str:
+    return f"the prompt leaves no room for the answer within cutoff_len={recipe.options.cutoff_len}"
+
+
+def _warn_dropped(
+    cached: dict[str, CachedSplit], splits: dict[str, Iterable[Example]], recipe: Recipe, report: ValidationReport
+) -> None:
+    """Rows the cutoff left without room for an answer are dropped (as LF drops unusable rows): say which."""
+    for name, split in cached.items():
+        rows = split.rows
+        if not isinstance(rows, ColumnRows) or not split.stats.dropped:
+            continue
+        examples = splits[name]
+        kept = set(rows.per_row["source"].tolist())
+        dropped = [i for i in range(split.stats.examples) if i not in kept]
+        where = ""
+        if isinstance(examples, list):
+            refs = [examples[i].ref for i in dropped[:5]]
+            where = " (" + "; ".join(f"{ref.file}, row {ref.row}" for ref in refs if ref is not None) + ")"
+        report.warn(
+            f"{name}: {split.stats.dropped} of {split.stats.examples} rows dropped: {_no_room(recipe)}"
+            f"{where}; raise cutoff_len to keep them"
+        )
+
+
 def _check_rows(stats: TokenStats, recipe: Recipe) -> None:
     if stats.rows or not stats.examples:
         return
+    if recipe.row_kind is not None:
+        raise TokenizeError(f"all {stats.examples} rows were dropped: {_no_room(recipe)}; raise cutoff_len")
     if recipe.stage == "pt" and recipe.packing:
         raise TokenizeError(
             f"pretraining packing: the {stats.examples} documents hold fewer tokens than one block of "

@@ -1,10 +1,36 @@
-"""``tunery preview``: how examples are tokenized, which spans are trained, and length statistics."""
+"""``tunery preview``: how examples are tokenized, which spans are trained, and length statistics.
+
+:func:`preview` writes text (or JSON lines); :func:`preview_data` returns the JSON the dataset preview
+screen shows (``tunery.server.preview_runner``)::
+
+    {"examples": [EXAMPLE, ...], "stats": STATS}
+
+EXAMPLE (every stage): ``file``, ``row`` (1-based), ``tokens``, ``trained_tokens``, ``truncated_from``
+(the untruncated length when the cutoff cut the row, else null) and ``spans``: ``[{"trained": bool,
+"text": str}, ...]``, the row's text in runs of trained / masked tokens. The preference and RL stages add:
+
+- pairwise (rm, dpo): ``prompt``, ``chosen``, ``rejected``: each ``{"tokens": int, "text": str}``; the
+  prompt is masked, both answers are trained. ``spans`` shows the chosen sequence (masked prompt, trained
+  chosen answer); ``tokens`` counts prompt + chosen + rejected, ``trained_tokens`` chosen + rejected;
+  ``truncated_from`` is prompt + the longer answer before the cutoff.
+- kto: ``prompt``, ``completion`` (``{"tokens", "text"}``) and ``label`` (true: desirable).
+- prompt (ppo, grpo): ``prompt`` (``{"tokens", "text"}``, ending with the assistant opener) and
+  ``reference`` (the row's answer text, or null); ``spans`` is the masked prompt, ``trained_tokens`` 0.
+
+STATS (every stage): ``examples`` (rows shown by the statistics), ``sampled`` (only the first rows were
+read), ``tokens``, ``trained_tokens``, ``truncated``, ``cutoff_len``, ``lengths`` (min, mean, p50, p95, max
+of the untruncated lengths) and ``histogram`` (``[[upper bound, count], ...]``, the last bucket holds
+everything over the cutoff). The preference and RL stages add ``kind`` ("pairwise" | "kto" | "prompt")
+and ``dropped`` (rows whose prompt left no room for the answer); kto adds ``desirable`` / ``undesirable``,
+prompt adds ``with_reference``.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from itertools import islice
 from typing import Any, Literal
 
@@ -13,11 +39,15 @@ import numpy as np
 from tunery.engine.data.api import LoadedData
 from tunery.engine.data.types import Example
 from tunery.engine.templates.base import ChatTemplate
+from tunery.engine.tokenize import preview_columns
+from tunery.engine.tokenize.columns import ColumnRows
 from tunery.engine.tokenize.encode import Recipe, encode_sequences
+from tunery.engine.tokenize.errors import TokenizeError
 from tunery.engine.tokenize.packing import greedy_knapsack
 from tunery.engine.tokenize.pipeline import load_data, recipe_for
+from tunery.engine.tokenize.preference import encode_column_rows
 from tunery.engine.tokenize.rows import IGNORE_INDEX, TokenRows
-from tunery.engine.tokenize.stats import summarize_lengths
+from tunery.engine.tokenize.stats import length_histogram, summarize_lengths
 from tunery.spec.job import JobSpec
 
 PreviewFormat = Literal["text", "jsonl"]
@@ -61,6 +91,8 @@ def preview_loaded(
     examples: Iterable[Example] = loaded.train
     if spec.data.streaming:
         examples = islice(examples, STREAM_SAMPLE)
+    if recipe.row_kind is not None:
+        return _columns_text(list(examples), n, tokenizer, template, recipe, format, color)
     if format == "jsonl":
         rows, _, _ = encode_sequences(list(islice(examples, n)), tokenizer, template, recipe)
         return "".join(
@@ -76,6 +108,81 @@ def preview_loaded(
     ]
     parts.append(_stats_text(rows, full_lengths, truncated, recipe, spec.data.streaming))
     return "\n".join(parts)
+
+
+def _column_rows(
+    examples: Sequence[Example], tokenizer: Any, template: ChatTemplate | None, recipe: Recipe
+) -> ColumnRows:
+    if template is None or recipe.row_kind is None:
+        raise TokenizeError(f"stage '{recipe.stage}' needs a chat template")
+    return encode_column_rows(recipe.row_kind, examples, tokenizer, template, recipe.options)
+
+
+def _columns_text(
+    sample: list[Example],
+    n: int,
+    tokenizer: Any,
+    template: ChatTemplate | None,
+    recipe: Recipe,
+    format: PreviewFormat,
+    color: bool | None,
+) -> str:
+    """Preview of preference / RL rows: both answers of a pair, a KTO row's label, a prompt's reference."""
+    cutoff = recipe.options.cutoff_len
+    if format == "jsonl":  # the rows the stage trains on (tunery.engine.tokenize.columns)
+        rows = _column_rows(sample[:n], tokenizer, template, recipe)
+        return "".join(json.dumps(rows.row(i)) + "\n" for i in range(len(rows)))
+    rows = _column_rows(sample, tokenizer, template, recipe)
+    use_color = sys.stdout.isatty() if color is None else color
+    parts = [
+        preview_columns.render_example(rows, i, sample, tokenizer, cutoff, use_color) for i in range(min(n, len(rows)))
+    ]
+    parts.append(preview_columns.stats_text(rows, len(sample), cutoff))
+    return "\n".join(parts)
+
+
+def preview_data(
+    spec: JobSpec, n: int, tokenizer: Any, template: ChatTemplate | None, *, sample: int = STREAM_SAMPLE
+) -> dict[str, Any]:
+    """The first ``n`` rows and statistics of the first ``sample`` examples as JSON (see the module doc)."""
+    recipe = recipe_for(spec, template)
+    examples = list(islice(load_data(spec).train, sample))
+    cutoff = recipe.options.cutoff_len
+    sampled = len(examples) == sample
+    if recipe.row_kind is not None:
+        rows = _column_rows(examples, tokenizer, template, recipe)
+        shown = [preview_columns.example_json(rows, i, examples, tokenizer, cutoff) for i in range(min(n, len(rows)))]
+        stats = {"kind": rows.kind, **preview_columns.stats_json(rows, len(examples), cutoff, sampled)}
+        return {"examples": shown, "stats": stats}
+    token_rows, full_lengths, truncated = encode_sequences(examples, tokenizer, template, recipe)
+    items = []
+    for index in range(min(n, len(token_rows))):
+        item = token_rows.row(index)
+        ids, labels = item["input_ids"], item["labels"]
+        ref = examples[index].ref
+        full = int(full_lengths[index])
+        items.append({
+            "file": ref.file if ref else None,
+            "row": ref.row if ref else None,
+            "tokens": len(ids),
+            "trained_tokens": sum(1 for label in labels if label != IGNORE_INDEX),
+            "truncated_from": full if full > cutoff else None,
+            "spans": [
+                {"trained": trained, "text": tokenizer.decode(span, skip_special_tokens=False)}
+                for trained, span in _spans(ids, labels)
+            ],
+        })  # fmt: skip
+    stats = {
+        "examples": len(token_rows),
+        "sampled": sampled,
+        "tokens": int(token_rows.lengths.sum()),
+        "trained_tokens": int(np.count_nonzero(token_rows.labels != IGNORE_INDEX)),
+        "truncated": int(truncated),
+        "cutoff_len": cutoff,
+        "lengths": asdict(summarize_lengths(full_lengths)),
+        "histogram": [[int(bound), int(count)] for bound, count in length_histogram(full_lengths, cutoff)],
+    }
+    return {"examples": items, "stats": stats}
 
 
 def _cutoff_label(recipe: Recipe) -> str:

@@ -73,6 +73,25 @@ class TokenRows:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def arrays(self) -> dict[str, npt.NDArray[np.int32] | npt.NDArray[np.int64]]:
+        """The arrays to store (the tokenized cache); ``from_arrays`` reads them back."""
+        out: dict[str, npt.NDArray[np.int32] | npt.NDArray[np.int64]] = {
+            "input_ids": self.input_ids,
+            "labels": self.labels,
+            "offsets": self.offsets,
+        }
+        if self.position_ids is not None:
+            out["position_ids"] = self.position_ids
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> TokenRows:
+        """Rows from :meth:`arrays`' output; ValueError when they disagree."""
+        rows = cls(arrays["input_ids"], arrays["labels"], arrays["offsets"], arrays.get("position_ids"))
+        if int(rows.offsets[-1]) != len(rows.input_ids) or len(rows.labels) != len(rows.input_ids):
+            raise ValueError("token rows are inconsistent")
+        return rows
+
     @property
     def lengths(self) -> OffsetArray:
         return np.diff(self.offsets)

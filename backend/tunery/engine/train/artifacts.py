@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunery.engine.train.data import apply_template
+from tunery.engine.train.reward_model import RewardModelInfo, write_reward_info
+from tunery.spec.stages import STAGES
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, Trainer
@@ -36,18 +38,27 @@ def save_final_artifacts(
         trainer.save_model(str(output_dir))
     apply_template(template, tokenizer)
     tokenizer.save_pretrained(str(output_dir))
+    if STAGES[spec.method.stage].reward_model:  # what tunery.engine.train.reward_model needs to load it
+        write_reward_info(
+            output_dir,
+            RewardModelInfo(
+                base_model=spec.model.model_name_or_path,
+                finetuning_type=spec.method.finetuning_type,
+                template=getattr(template, "name", None),
+            ),
+        )
 
     trainer.save_metrics("train", metrics)  # train_results.json + all_results.json
     trainer.save_state()  # trainer_state.json
     everything = dict(metrics)
     if spec.training.do_eval and trainer.eval_dataset is not None:
         eval_metrics = trainer.evaluate(metric_key_prefix="eval")
-        if "eval_loss" in eval_metrics:
+        if "eval_loss" in eval_metrics and spec.method.stage in ("pt", "sft"):  # a language-modelling loss
             eval_metrics["eval_perplexity"] = _perplexity(eval_metrics["eval_loss"])
         trainer.save_metrics("eval", eval_metrics)
         everything.update(eval_metrics)
     if spec.method.plot_loss:
-        plot_loss(output_dir, trainer.state.log_history, keys=("loss", "eval_loss"))
+        plot_loss(output_dir, trainer.state.log_history, keys=("loss", "eval_loss", "reward"))  # reward: ppo, grpo (LF)
     return everything
 
 

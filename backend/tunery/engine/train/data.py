@@ -19,7 +19,7 @@ class TrainingDataLike(Protocol):
     """What training needs from the tokenization step (``TrainingData``)."""
 
     @property
-    def train_dataset(self) -> Any: ...  # rows of input_ids, attention_mask, labels[, position_ids]
+    def train_dataset(self) -> Any: ...  # pt/sft: input_ids, attention_mask, labels; others: tokenize.columns rows
 
     @property
     def eval_dataset(self) -> Any | None: ...
@@ -73,6 +73,12 @@ def apply_template(template: ChatTemplate | None, tokenizer: PreTrainedTokenizer
     """Store the template as the saved tokenizer's chat template, so inference formats prompts the same."""
     if template is not None:
         apply_template_to_tokenizer(template, tokenizer)
+
+
+def data_warnings(data: TrainingDataLike) -> list[str]:
+    """The data layer's warnings (dataset_info oddities, rows dropped by the cutoff, one-label KTO data)."""
+    report = getattr(data, "report", None)
+    return list(getattr(report, "warnings", None) or [])
 
 
 def num_rows(dataset: Any) -> int | None:

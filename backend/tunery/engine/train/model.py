@@ -1,11 +1,12 @@
-"""Loading the tokenizer and the causal LM a job trains, with precision, attention and memory settings."""
+"""Loading the tokenizer and the model a job trains (a causal LM, or a reward model for stage rm), with
+precision, attention and memory settings."""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
+
+#: Which head the trained model has: a causal LM, or a sequence classifier with one output (a reward model).
+ModelKind = Literal["causal_lm", "reward"]
 
 
 @dataclass
@@ -115,11 +119,13 @@ def load_tokenizer(model: ModelSection) -> PreTrainedTokenizerBase:
 # ---- model -------------------------------------------------------------------------------------
 
 
-def load_model(spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> LoadedModel:
-    """Load the causal LM in the compute dtype, resize its vocabulary if needed, prepare it for training."""
+def load_model(spec: JobSpec, tokenizer: PreTrainedTokenizerBase, kind: ModelKind = "causal_lm") -> LoadedModel:
+    """Load the model in the compute dtype, resize its vocabulary if needed, prepare it for training."""
     dtype = resolve_compute_dtype(spec.training)
     attn = resolve_attention(spec.model)
-    model = _from_pretrained(spec.model, dtype, attn)
+    model = _from_pretrained(spec.model, dtype, attn, kind)
+    if kind == "reward" and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
     if spec.model.gguf_file:
         _forget_gguf_quantization(model)
     resized = _resize_vocab(model, tokenizer, spec.model)
@@ -127,9 +133,28 @@ def load_model(spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> LoadedModel
     return LoadedModel(model=model, compute_dtype=dtype, attn_implementation=_attn_of(model), vocab_resized=resized)
 
 
-def _from_pretrained(model_args: ModelSection, dtype: torch.dtype, attn: str) -> PreTrainedModel:
-    from transformers import AutoConfig, AutoModelForCausalLM
+def load_frozen_model(
+    spec: JobSpec, tokenizer: PreTrainedTokenizerBase, model_args: ModelSection | None = None
+) -> PreTrainedModel:
+    """A causal LM loaded like the trained one (dtype, attention, vocabulary), frozen and in eval mode: the
+    reference of the preference stages. ``model_args`` defaults to the job's own model section."""
+    args = model_args or spec.model
+    model = _from_pretrained(args, resolve_compute_dtype(spec.training), resolve_attention(args))
+    if args.gguf_file:
+        _forget_gguf_quantization(model)
+    _resize_vocab(model, tokenizer, args)
+    model.config.use_cache = False
+    model.requires_grad_(False)
+    model.eval()
+    return model
 
+
+def _from_pretrained(
+    model_args: ModelSection, dtype: torch.dtype, attn: str, kind: ModelKind = "causal_lm"
+) -> PreTrainedModel:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    auto_class: Any = AutoModelForCausalLM
     common: dict[str, Any] = {
         "trust_remote_code": model_args.trust_remote_code,
         "revision": model_args.model_revision,
@@ -142,25 +167,33 @@ def _from_pretrained(model_args: ModelSection, dtype: torch.dtype, attn: str) ->
             raise invalid_spec("gguf_file", "loading GGUF files needs the gguf package")
         common["gguf_file"] = model_args.gguf_file
         common["quantization_config"] = GgufConfig(dequantize=True)  # train dense weights
+    if kind == "reward":  # a causal LM checkpoint gets a new one-output score head (LF's value head)
+        auto_class = AutoModelForSequenceClassification
+        common["num_labels"] = 1
     source = model_args.model_name_or_path
     try:
         if model_args.train_from_scratch:
             config = AutoConfig.from_pretrained(source, **common)
-            return AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
+            return auto_class.from_config(config, dtype=dtype, attn_implementation=attn)  # type: ignore[no-any-return]
         try:
-            return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=attn, **common)
+            return auto_class.from_pretrained(  # type: ignore[no-any-return]
+                source, dtype=dtype, attn_implementation=attn, **common
+            )
         except ValueError as exc:
             if attn != "sdpa" or "scaled_dot_product_attention" not in str(exc):
                 raise
             if model_args.flash_attn == "sdpa":
                 raise invalid_spec("model.flash_attn", f"{source} does not support sdpa; use auto or eager") from exc
             logger.warning("%s does not support sdpa; using eager attention", source)
-            return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="eager", **common)
+            return auto_class.from_pretrained(  # type: ignore[no-any-return]
+                source, dtype=dtype, attn_implementation="eager", **common
+            )
     except TrainingError:
         raise
     except (OSError, ValueError, KeyError) as exc:
         key = "gguf_file" if model_args.gguf_file else "model_name_or_path"
-        raise invalid_spec(key, f"cannot load a causal LM from {source!r}: {exc}") from exc
+        what = "a reward model" if kind == "reward" else "a causal LM"
+        raise invalid_spec(key, f"cannot load {what} from {source!r}: {exc}") from exc
 
 
 def _forget_gguf_quantization(model: PreTrainedModel) -> None:

@@ -21,13 +21,14 @@ from tunery.engine.train.data import (
     TrainingDataLike,
     build_data_checked,
     build_training_data,
+    data_warnings,
     load_template,
     num_rows,
 )
 from tunery.engine.train.errors import classify, exit_code_for
 from tunery.engine.train.methods import PreparedModel, apply_method
 from tunery.engine.train.model import describe_device, load_model, load_tokenizer
-from tunery.engine.train.stages import StageInputs, build_trainer
+from tunery.engine.train.stages import StageInputs, build_trainer, model_kind
 from tunery.engine.train.stages.arguments import build_training_arguments
 from tunery.spec import JobSpec
 from tunery.spec.events import EXIT_CANCELLED, EXIT_SUCCEEDED, FailedEvent, FinishedEvent, LogEvent
@@ -99,9 +100,11 @@ def setup_training(
     template = load_template(spec, tokenizer)
     cancel.raise_if_requested()
     data = build_data_checked(build_data or build_training_data, spec, tokenizer, template, cache_dir)
+    for warning in data_warnings(data):
+        sink.emit(LogEvent, level="warning", message=warning)
     cancel.raise_if_requested()
 
-    loaded = load_model(spec, tokenizer)
+    loaded = load_model(spec, tokenizer, model_kind(spec.method.stage))
     prepared = apply_method(loaded, spec)
     for note in [f"attention: {loaded.attn_implementation}, dtype: {loaded.compute_dtype}", *prepared.notes]:
         sink.emit(LogEvent, level="info", message=note)
@@ -128,6 +131,7 @@ def setup_training(
         data=data,
         args=build_training_arguments(spec),
         callbacks=[EventCallback(sink, facts), cancel_callback, *(callbacks or [])],
+        template=template,
     )
     trainer = build_trainer(inputs)
     trainer.remove_callback(PrinterCallback)  # it prints logs to stdout, where the event stream may go

@@ -27,7 +27,19 @@ from tunery.server.storage import Storage
 
 ROUTES_PACKAGE = "tunery.server.api.routes"
 #: the routers of the service in matching order: routes are tried one after the other, so the most requested come first
-ROUTERS = ("jobs", "projects", "health", "auth", "keys", "models", "datasets", "experiments", "stream", "workers")
+ROUTERS = (
+    "jobs",
+    "projects",
+    "health",
+    "auth",
+    "keys",
+    "models",
+    "datasets",
+    "experiments",
+    "stream",
+    "workers",
+    "stages",
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -21,7 +21,7 @@ from tunery.server.errors import ConflictError, NotFoundError
 from tunery.server.services.dataset_files import INFO_FILE, content_hash, resolve_entry
 from tunery.server.storage import Storage
 from tunery.server.uploads import StagedUpload
-from tunery.spec.stages import STAGE_NAMES
+from tunery.spec.stages import STAGE_NAMES, STAGE_SHAPES, DataShape, stages_fed_by, stages_for_shape
 
 #: row errors kept in a stored report (all are counted)
 MAX_STORED_ERRORS = 1000
@@ -46,12 +46,22 @@ def get_version(session: Session, dataset: Dataset, number: int) -> DatasetVersi
     return version
 
 
-def default_stage(entry: dict[str, Any]) -> str:
-    """The stage rows are checked for when the upload names none: ranked pairs, KTO labels, or SFT."""
+def entry_shape(entry: dict[str, Any]) -> DataShape:
+    """The row shape a dataset_info entry declares: ranked pairs, KTO-tagged answers, else conversations."""
     columns = entry.get("columns") if isinstance(entry.get("columns"), dict) else {}
     if entry.get("ranking") is True:
-        return "rm"
+        return "pairwise"
     return "kto" if columns and "kto_tag" in columns else "sft"
+
+
+def default_stage(entry: dict[str, Any]) -> str:
+    """The stage rows are checked for when the upload names none: the first stage of the entry's shape."""
+    return stages_for_shape(entry_shape(entry))[0]
+
+
+def stages_fed(stage: str) -> list[str]:
+    """Stages a version checked for ``stage`` can feed (the spec's one rule, by the rows' shape)."""
+    return stages_fed_by(STAGE_SHAPES.get(stage, "sft"))
 
 
 def add_version(

@@ -1,8 +1,10 @@
 """OpenAI fine-tuning jobs as views over Tunery's jobs: creation builds a job spec and calls the jobs
 service; reads turn job rows, events, metrics and checkpoints into OpenAI's objects.
 
+Methods: ``supervised`` (stage sft, chat files) and ``dpo`` (stage dpo, preference files); others are refused.
 Hyperparameters: ``n_epochs`` (auto: 3), ``batch_size`` (auto: rows/100 between 1 and 8),
-``learning_rate_multiplier`` (auto: 1; times a LoRA base rate of 1e-4). Training is LoRA on all linear
+``learning_rate_multiplier`` (auto: 1; times a LoRA base rate of 1e-4), for dpo ``beta`` (auto: 0.1, the
+spec's pref_beta). Training is LoRA on all linear
 layers, saved at every epoch (each epoch a checkpoint model). Jobs run on CPU when no worker has a GPU.
 Suffix and metadata are kept next to the job (``jobs/<id>/openai.json``).
 """
@@ -21,17 +23,16 @@ from tunery.server.config import Settings
 from tunery.server.db.models import Checkpoint, Gpu, Job, JobEvent, JobKind, JobStatus, Metric, Project
 from tunery.server.errors import InvalidError, NotFoundError
 from tunery.server.services import jobs, served_models
+from tunery.server.services.datasets import stages_fed
 from tunery.server.services.job_inputs import resolve_model
 from tunery.server.services.job_listing import JobFilter, encode_cursor, list_jobs
 from tunery.server.services.openai_files import find_file
-from tunery.spec.rules import TRAINED_STAGES
 
 JOB_PREFIX = "ftjob-"
 EVENT_PREFIX = "ftevent-"
 CHECKPOINT_PREFIX = "ftckpt-"
 BASE_LEARNING_RATE = 1e-4
 SIDECAR = "openai.json"
-METHOD_STAGES = {"supervised": "sft", "dpo": "dpo"}
 #: platform status events in OpenAI's words
 STATUS_MESSAGES = {
     "succeeded": "The job has successfully completed",
@@ -41,12 +42,33 @@ STATUS_MESSAGES = {
 
 
 class Hyperparameters(BaseModel):
+    """Method ``supervised``'s hyperparameters (OpenAI's names)."""
+
     model_config = ConfigDict(extra="forbid")
 
     n_epochs: int | str = Field(default="auto")
     batch_size: int | str = Field(default="auto")
     learning_rate_multiplier: float | str = Field(default="auto")
-    beta: float | str | None = None
+
+
+class DpoHyperparameters(Hyperparameters):
+    """Method ``dpo``'s: the supervised ones and ``beta`` (the spec's pref_beta)."""
+
+    beta: float | str = Field(default="auto")
+
+
+#: OpenAI's method types -> (the Tunery stage they train, their hyperparameters)
+METHODS: dict[str, tuple[str, type[Hyperparameters]]] = {
+    "supervised": ("sft", Hyperparameters),
+    "dpo": ("dpo", DpoHyperparameters),
+}
+#: how a job of each stage shows in OpenAI's objects: its method type, else the stage's own name
+STAGE_METHODS = {stage: kind for kind, (stage, _) in METHODS.items()}
+#: what each method needs in its files, for errors
+FILE_KINDS = {
+    "supervised": "a chat file (lines with 'messages')",
+    "dpo": "a preference file (lines with 'input', 'preferred_output' and 'non_preferred_output')",
+}
 
 
 class FineTuneCreate(BaseModel):
@@ -55,7 +77,7 @@ class FineTuneCreate(BaseModel):
     model: str
     training_file: str
     validation_file: str | None = None
-    hyperparameters: Hyperparameters | None = None
+    hyperparameters: dict[str, Any] | None = Field(default=None, description="deprecated: use method")
     method: dict[str, Any] | None = None
     suffix: str | None = Field(default=None, max_length=64)
     seed: int | None = None
@@ -81,21 +103,21 @@ def method_of(body: FineTuneCreate) -> tuple[str, Hyperparameters]:
     """(method type, hyperparameters) from ``method`` or the legacy top-level ``hyperparameters``."""
     method = body.method or {"type": "supervised"}
     kind = method.get("type", "supervised")
-    if kind not in METHOD_STAGES:
-        raise InvalidError(f"method.type {kind!r} is not supported; use supervised or dpo")
-    stage = METHOD_STAGES[kind]
-    if stage not in TRAINED_STAGES:
+    if kind not in METHODS:
         raise InvalidError(
-            f"method '{kind}' is not available: the training engine cannot train stage '{stage}' yet "
-            f"(trainable stages: {', '.join(TRAINED_STAGES)}); use method supervised"
+            f"method.type {kind!r} is not supported; use one of: {', '.join(METHODS)}",
+            {"param": "method.type", "code": "invalid_value"},
         )
+    unknown = sorted(set(method) - {"type", kind})
+    if unknown:
+        raise InvalidError(f"method.{unknown[0]} does not apply to method {kind!r}", {"param": f"method.{unknown[0]}"})
     raw = (method.get(kind) or {}).get("hyperparameters") or {}
     if body.hyperparameters is not None and not raw:
-        raw = body.hyperparameters.model_dump(exclude_none=True)
+        raw = body.hyperparameters
     try:
-        return kind, Hyperparameters.model_validate(raw)
+        return kind, METHODS[kind][1].model_validate(raw)
     except ValueError as exc:
-        raise InvalidError(f"hyperparameters: {exc}") from exc
+        raise InvalidError(f"hyperparameters of method {kind}: {exc}", {"param": "hyperparameters"}) from exc
 
 
 def _use_cpu(session: Session) -> bool:
@@ -112,14 +134,16 @@ def build_spec(session: Session, project_id: str, body: FineTuneCreate) -> tuple
     if resolve_model(session, project_id, body.model) is None:
         raise InvalidError(f"model '{body.model}' is not a base model registered in this project")
     kind, hyper = method_of(body)
+    stage = METHODS[kind][0]
     training = find_file(session, [project_id], body.training_file)
-    expected = "sft" if kind == "supervised" else "dpo"
     for name, file_id in (("training_file", body.training_file), ("validation_file", body.validation_file)):
         if file_id is not None:
             version = find_file(session, [project_id], file_id)
-            if version.stage != expected:
-                wanted = "chat-format" if kind == "supervised" else "preference"
-                raise InvalidError(f"{name} {file_id} is not a {wanted} file, which method {kind} needs")
+            if stage not in stages_fed(version.stage):
+                raise InvalidError(
+                    f"{name} {file_id} cannot be used with method {kind}, which needs {FILE_KINDS[kind]}",
+                    {"param": name},
+                )
     rows = training.rows_valid or 1
     epochs = int(_auto(hyper.n_epochs, "n_epochs", 3, 1, 50))
     batch = int(_auto(hyper.batch_size, "batch_size", min(8, max(1, rows // 100)), 1, 256))
@@ -128,7 +152,7 @@ def build_spec(session: Session, project_id: str, body: FineTuneCreate) -> tuple
     spec: dict[str, Any] = {
         "model_name_or_path": body.model,
         "dataset": body.training_file,
-        "stage": METHOD_STAGES[kind],
+        "stage": stage,
         "finetuning_type": "lora",
         "lora_target": "all",
         "num_train_epochs": epochs,
@@ -144,7 +168,7 @@ def build_spec(session: Session, project_id: str, body: FineTuneCreate) -> tuple
     if body.validation_file:
         spec |= {"eval_dataset": body.validation_file, "eval_strategy": "epoch", "per_device_eval_batch_size": batch}
     resolved: dict[str, Any] = {"n_epochs": epochs, "batch_size": batch, "learning_rate_multiplier": multiplier}
-    if kind == "dpo":
+    if isinstance(hyper, DpoHyperparameters):
         resolved["beta"] = _auto(hyper.beta, "beta", 0.1, 1e-6, 10)
         spec["pref_beta"] = resolved["beta"]
     return spec, {"type": kind, kind: {"hyperparameters": resolved}}
@@ -192,8 +216,9 @@ def job_object(session: Session, settings: Settings, job: Job) -> dict[str, Any]
     training = spec.get("training", {})
     datasets = spec.get("data", {}).get("dataset") or []
     evaluation = spec.get("data", {}).get("eval_dataset") or []
-    stage = spec.get("method", {}).get("stage", "sft")
-    kind = "dpo" if stage == "dpo" else "supervised"
+    method = spec.get("method", {})
+    stage = method.get("stage", "sft")
+    kind = STAGE_METHODS.get(stage, stage)
     hyper = {
         "n_epochs": _number(training.get("num_train_epochs", 3)),
         "batch_size": int(training.get("per_device_train_batch_size", 1))
@@ -202,6 +227,8 @@ def job_object(session: Session, settings: Settings, job: Job) -> dict[str, Any]
             float(training.get("learning_rate", BASE_LEARNING_RATE)) / BASE_LEARNING_RATE
         ),
     }
+    if stage == "dpo":
+        hyper["beta"] = _number(method.get("pref_beta", 0.1))
     project = session.get(Project, job.project_id)
     fine_tuned = None
     if job.status == JobStatus.SUCCEEDED and project is not None:
@@ -254,6 +281,7 @@ def event_message(event: JobEvent) -> tuple[str, str, dict[str, Any] | None, str
             "step": payload.get("step"),
             "train_loss": payload.get("loss"),
             "total_steps": payload.get("total_steps"),
+            **payload.get("metrics", {}),  # the stage's own: rewards/accuracies, ...
         }
         loss = f", train loss {payload['loss']:.4f}" if isinstance(payload.get("loss"), (int, float)) else ""
         return "info", f"Step {payload.get('step')}/{payload.get('total_steps')}{loss}", data, "metrics"

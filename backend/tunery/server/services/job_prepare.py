@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tunery.server.db.models import DatasetVersion, RegisteredModel
+from tunery.server.services.datasets import stages_fed
 from tunery.server.services.job_inputs import (
     JobInputError,
     Problem,
@@ -23,6 +24,7 @@ from tunery.server.services.job_inputs import (
     resolve_model,
 )
 from tunery.spec import JobSpec, SpecError
+from tunery.spec.stages import STAGES
 
 #: Spec keys a job may not set through the API: server paths and secrets (section, key, what to do instead).
 SERVER_PATHS: tuple[tuple[str, str, str], ...] = (
@@ -82,6 +84,7 @@ def resolve(session: Session, project_id: str, spec: JobSpec) -> Resolved:
         eval_sets, found = resolve_datasets(session, project_id, spec.data.eval_dataset, "eval_dataset")
         datasets.update(eval_sets)
         problems += found
+    problems += shape_problems(spec.method.stage, datasets)
     if problems:
         raise JobInputError(problems)
     assert model is not None
@@ -91,6 +94,24 @@ def resolve(session: Session, project_id: str, spec: JobSpec) -> Resolved:
     if spec.data.template is None and model.template:
         spec.data.template = model.template
     return Resolved(spec, model, datasets)
+
+
+def shape_problems(stage: str, versions: dict[str, DatasetVersion]) -> list[Problem]:
+    """A problem for each dataset version whose rows do not have the shape ``stage`` needs (e.g. preference
+    pairs given to sft), before any row is read."""
+    problems = []
+    for name, version in versions.items():
+        fed = stages_fed(version.stage)
+        if stage not in fed:
+            problems.append(
+                Problem(
+                    "dataset",
+                    f"dataset '{name}' (version {version.version}, checked for stage {version.stage}) cannot feed "
+                    f"stage '{stage}'; it can feed: {', '.join(fed)}. Stage '{stage}' needs: {STAGES[stage].data_help}",
+                    dataset=name,
+                )
+            )
+    return problems
 
 
 def place(spec: JobSpec, data_dir: Path, output_dir: Path) -> None:

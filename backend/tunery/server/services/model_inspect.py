@@ -64,6 +64,11 @@ def count_parameters(folder: Path) -> int | None:
     return total
 
 
+def is_reward_architecture(architecture: str | None) -> bool:
+    """A model that scores rather than generates (served by /v1/score): a transformers sequence classifier."""
+    return architecture is not None and architecture.endswith("ForSequenceClassification")
+
+
 def guess_template(model_type: str | None, chat_template: str | None) -> str | None:
     if chat_template:
         for marker, name in MARKERS:

@@ -4,6 +4,9 @@ shared ones) and the fine-tunes of their projects' jobs.
 Ids: a base model is its registered name (``<project slug>/<name>`` when two visible models share a name);
 a fine-tune is ``ft:<base>:<project slug>:<job id>``, one of its checkpoints
 ``ft:<base>:<project slug>:<job id>:ckpt-<step>``.
+
+Reward models (scored through /v1/score, never generated with): the results of jobs whose stage the catalog
+marks ``reward_model`` (stage rm), and registered models of a sequence-classification architecture.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from tunery.server.auth.access import member_project_ids
 from tunery.server.auth.principal import Principal
 from tunery.server.config import Settings
 from tunery.server.db.models import Checkpoint, Job, JobKind, JobStatus, Project, RegisteredModel
+from tunery.server.services.model_inspect import is_reward_architecture
 from tunery.serving.errors import OpenAIError, model_not_found
 from tunery.serving.types import ServeTarget
+from tunery.spec.stages import STAGES
 
 FT_PREFIX = "ft:"
 CKPT_PREFIX = "ckpt-"
@@ -83,7 +88,8 @@ def _timestamp(model: RegisteredModel | Job | Checkpoint) -> int:
 
 def base_target(model_id: str, model: RegisteredModel, projects: dict[str, Project]) -> ServeTarget:
     owner = projects[model.project_id].slug if model.project_id in projects else "tunery"
-    return ServeTarget(model_id, model.path_or_hub_id, model.template, None, owner, _timestamp(model))
+    reward = is_reward_architecture(model.architecture)
+    return ServeTarget(model_id, model.path_or_hub_id, model.template, None, owner, _timestamp(model), reward)
 
 
 def base_name(session: Session, job: Job) -> str:
@@ -97,10 +103,12 @@ def weights_target(model_id: str, job: Job, folder: Path, owner: str, created: i
     """A LoRA folder on the job's base model, or a full model folder; None when neither is there."""
     template = job.spec.get("data", {}).get("template")
     base = str(job.spec.get("model", {}).get("model_name_or_path", ""))
+    stage = STAGES.get(str(job.spec.get("method", {}).get("stage", "sft")))
+    reward = stage is not None and stage.reward_model
     if (folder / "adapter_config.json").is_file():
-        return ServeTarget(model_id, base, template, str(folder), owner, created)
+        return ServeTarget(model_id, base, template, str(folder), owner, created, reward)
     if (folder / "config.json").is_file():
-        return ServeTarget(model_id, str(folder), template, None, owner, created)
+        return ServeTarget(model_id, str(folder), template, None, owner, created, reward)
     return None
 
 

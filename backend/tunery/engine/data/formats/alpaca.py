@@ -12,6 +12,8 @@ from tunery.engine.data.formats.base import (
     Context,
     Converter,
     RowProblem,
+    check_answer,
+    check_pair,
     check_placeholders,
     kind,
     kto_label_of,
@@ -89,14 +91,17 @@ def alpaca_converter(attr: DatasetAttr, context: Context) -> Converter:
         prompt.append(Message(Role.USER, user_text(row)))
         label = kto_label_of(row, attr.kto_tag, required=shape == "kto")
         if shape == "pairwise":
-            chosen = required_text(row, attr.chosen or "")
-            rejected = required_text(row, attr.rejected or "")
-            response = [Message(Role.ASSISTANT, chosen), Message(Role.ASSISTANT, rejected)]
+            chosen = Message(Role.ASSISTANT, required_text(row, attr.chosen or ""))
+            rejected = Message(Role.ASSISTANT, required_text(row, attr.rejected or ""))
+            check_pair(chosen, rejected, attr.chosen or "", attr.rejected or "")
+            response = [chosen, rejected]
         elif shape == "unsupervised":
-            answer = optional_text(row, response_col)
-            response = [] if answer is None else [Message(Role.ASSISTANT, answer)]
+            answer = optional_text(row, response_col)  # the optional reference answer
+            response = [Message(Role.ASSISTANT, answer)] if answer else []
         else:
             response = [Message(Role.ASSISTANT, required_text(row, response_col or ""))]
+            if shape == "kto":
+                check_answer(response[0], response_col or "")
         example = Example(
             prompt,
             response,

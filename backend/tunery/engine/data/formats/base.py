@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tunery.engine.data.jsonio import loads
-from tunery.engine.data.types import Example, RowRef
+from tunery.engine.data.types import Example, Message, RowRef
 
 if TYPE_CHECKING:
     from tunery.engine.data.formats.shapes import Shape
@@ -143,6 +143,22 @@ def kto_label_of(row: dict[str, Any], column: str | None, required: bool) -> boo
     if required:
         raise RowProblem(column, f"the KTO label must be true or false, got {kind(value)}")
     return None
+
+
+def check_answer(answer: Message, field: str, what: str = "the answer") -> None:
+    """An answer that is trained or compared must have text (an empty one teaches nothing)."""
+    if not answer.content.strip():
+        raise RowProblem(field, f"{what} is empty")
+
+
+def check_pair(chosen: Message, rejected: Message, chosen_field: str, rejected_field: str) -> None:
+    """A preference pair: two non-empty answers that differ (equal ones carry no preference)."""
+    check_answer(chosen, chosen_field, "the chosen answer")
+    check_answer(rejected, rejected_field, "the rejected answer")
+    if chosen == rejected:
+        raise RowProblem(
+            rejected_field, "the rejected answer equals the chosen one; a preference pair needs two different answers"
+        )
 
 
 def media_of(row: dict[str, Any], column: str | None, context: Context) -> list[str]:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from tunery.engine.data.api import DataError
 from tunery.spec.stages import STAGE_SHAPES as CATALOG_SHAPES
+from tunery.spec.stages import stages_fed_by
 
 #: pt: one text; sft: a conversation ending with the answer; unsupervised: the answer may be missing
 #: (ppo, grpo); pairwise: prompt + [chosen, rejected] (rm, dpo); kto: an answer with a true/false label.
@@ -24,3 +25,8 @@ def shape_for_stage(stage: str) -> Shape:
     except KeyError:
         known = ", ".join(STAGE_SHAPES)
         raise DataError(f"stage '{stage}' is unknown; use one of: {known}") from None
+
+
+def stages_for_dataset(ranking: bool, kto_tag: bool) -> list[str]:
+    """Stages a dataset can feed (the spec's rule): pairs, KTO-tagged answers, or conversations."""
+    return stages_fed_by("pairwise" if ranking else "kto" if kto_tag else "sft")

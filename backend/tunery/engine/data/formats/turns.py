@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING, Any
 from tunery.engine.data.formats.base import (
     Context,
     RowProblem,
+    check_answer,
+    check_pair,
     check_placeholders,
     kto_label_of,
     media_of,
     tools_of,
 )
 from tunery.engine.data.types import Example, Message, Role, RowRef
+from tunery.spec.stages import stages_for_shape
 
 if TYPE_CHECKING:
     from tunery.engine.data.registry import DatasetAttr
@@ -44,10 +47,11 @@ def split_turns(
         raise RowProblem(column, "the conversation is empty")
     check_order(turns, field_of)
     if len(turns) % 2:
+        prompt_stages = ", ".join(stages_for_shape("prompt"))
         raise RowProblem(
             column,
             f"the conversation ends with a {turns[-1].role.value} turn; {shape} data needs it to "
-            "end with an assistant turn (the answer)",
+            f"end with an assistant turn (the answer); prompt-only data suits stages {prompt_stages}",
         )
     return turns[:-1], turns[-1:]
 
@@ -82,10 +86,17 @@ def build_example(
                 f"the answers go in '{attr.chosen}' and '{attr.rejected}'",
             )
         assert pair is not None
+        content = attr.content_tag
+        check_pair(pair[0], pair[1], f"{attr.chosen}.{content}", f"{attr.rejected}.{content}")
         prompt, response = turns, [pair[0], pair[1]]
+    elif shape == "unsupervised" and len(turns) % 2:
+        check_order(turns, field_of)  # a prompt without a reference answer (ppo, grpo)
+        prompt, response = turns, []
     else:
         prompt, response = split_turns(turns, field_of, column, "SFT" if shape != "kto" else "KTO")
         label = kto_label_of(row, attr.kto_tag, required=shape == "kto")
+        if shape == "kto":
+            check_answer(response[0], column, "the answer (last assistant turn)")
     example = Example(
         prompt,
         response,

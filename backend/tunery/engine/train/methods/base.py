@@ -62,6 +62,14 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
+def score_head_names(model: torch.nn.Module) -> list[str]:
+    """Names of the new output head of a sequence classifier (a reward model's ``score``), [] for a causal LM:
+    that head is always trained, whatever the method."""
+    if not type(model).__name__.endswith("ForSequenceClassification"):
+        return []
+    return [name for name in ("score", "classifier") if isinstance(getattr(model, name, None), torch.nn.Module)]
+
+
 def upcast_trainable(model: torch.nn.Module) -> None:
     """Trainable parameters in fp32 (LF does this for mixed-precision training), frozen ones stay as loaded."""
     for param in model.parameters():

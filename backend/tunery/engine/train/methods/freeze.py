@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from tunery.engine.train.errors import invalid_spec
-from tunery.engine.train.methods.base import PreparedModel, finish, register_method
+from tunery.engine.train.methods.base import PreparedModel, finish, register_method, score_head_names
 from tunery.engine.train.methods.full import reject_adapters
 
 if TYPE_CHECKING:
@@ -59,19 +59,22 @@ def build_freeze(loaded: LoadedModel, spec: JobSpec) -> PreparedModel:
             "freeze_extra_modules", f"{', '.join(unknown)} not found; choose from " + ", ".join(sorted(other_modules))
         )
 
+    heads = score_head_names(model)  # a reward model's new score head always learns
     for name, param in model.named_parameters():
         match = _LAYER_PARAM.search(name)
         if match:
             in_layer = int(match.group(1)) in layers
             trainable = in_layer and (train_all_modules or match.group(2) in wanted)
         else:
-            trainable = _owner(name) in extra
+            trainable = _owner(name) in extra or name.split(".")[0] in heads
         param.requires_grad_(trainable)
 
     notes = [
         f"trainable layers: {sorted(layers)}",
         f"trainable modules: {', '.join(wanted)}" + (f"; extra: {', '.join(extra)}" if extra else ""),
     ]
+    if heads:
+        notes.append(f"score head trained: {', '.join(heads)}")
     return finish(model, "freeze", notes)
 
 

@@ -16,6 +16,7 @@ from tunery.engine.train.methods.base import (
     WeightSaver,
     finish,
     register_method,
+    score_head_names,
 )
 
 #: Where the PiSSA-initialised adapter waits (inside output_dir) until the final conversion.
@@ -74,8 +75,10 @@ def lora_config(model: torch.nn.Module, method: MethodSection, *, vocab_resized:
     init: bool | str = True
     if method.pissa_init:
         init = "pissa" if method.pissa_iter == -1 else f"pissa_niter_{method.pissa_iter}"
+    # a reward model: peft's SEQ_CLS task trains and saves the score head with the adapter (modules_to_save)
+    task = TaskType.SEQ_CLS if score_head_names(model) else TaskType.CAUSAL_LM
     return LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
+        task_type=task,
         r=method.lora_rank,
         lora_alpha=method.effective_lora_alpha,
         lora_dropout=method.lora_dropout,
@@ -91,10 +94,11 @@ def linear_module_names(model: torch.nn.Module) -> list[str]:
     """Leaf names of every linear layer except the output head (``lora_target: all``)."""
     get_head = getattr(model, "get_output_embeddings", None)
     head = get_head() if callable(get_head) else None
+    score_heads = set(score_head_names(model))
     names = {
         name.split(".")[-1]
         for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and module is not head and name
+        if isinstance(module, torch.nn.Linear) and module is not head and name and name not in score_heads
     }
     if head is not None:
         head_names = {name.split(".")[-1] for name, module in model.named_modules() if module is head}

@@ -5,13 +5,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tunery.engine.train.errors import invalid_spec
-from tunery.engine.train.stages import pt, sft
-from tunery.engine.train.stages.base import STAGES, StageInputs, register_stage
+from tunery.engine.train.stages import dpo, grpo, kto, ppo, pt, rm, sft
+from tunery.engine.train.stages.base import STAGES, StageInputs, model_kind, register_stage
 
 if TYPE_CHECKING:
     from transformers import Trainer
 
-__all__ = ["STAGES", "StageInputs", "build_trainer", "pt", "register_stage", "sft"]
+__all__ = [
+    "STAGES",
+    "StageInputs",
+    "build_trainer",
+    "dpo",
+    "grpo",
+    "kto",
+    "model_kind",
+    "ppo",
+    "pt",
+    "register_stage",
+    "rm",
+    "sft",
+]
 
 
 def build_trainer(inputs: StageInputs) -> Trainer:

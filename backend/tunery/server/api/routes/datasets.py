@@ -53,7 +53,7 @@ UPLOAD_BODY: dict[str, Any] = {
                         "stage": {
                             "type": "string",
                             "enum": list(datasets.STAGES),
-                            "description": "stage the rows are checked for; default: rm for ranking, kto, else sft",
+                            "description": "stage the rows are checked for; default: from the entry (rm, kto or sft)",
                         },
                     },
                 }
@@ -64,14 +64,15 @@ UPLOAD_BODY: dict[str, Any] = {
 
 
 def _public(dataset: Dataset) -> DatasetPublic:
-    latest = max((version.version for version in dataset.versions), default=None)
+    newest = max(dataset.versions, key=lambda version: version.version, default=None)
     return DatasetPublic(
         id=dataset.id,
         project_id=dataset.project_id,
         name=dataset.name,
         description=dataset.description,
         created_at=dataset.created_at,
-        latest_version=latest,
+        latest_version=newest.version if newest else None,
+        stages=datasets.stages_fed(newest.stage) if newest else [],
     )
 
 

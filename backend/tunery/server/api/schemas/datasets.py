@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from tunery.server.api.schemas.base import Name, Public, Request
+from tunery.server.services.datasets import stages_fed
 
 
 class DatasetCreate(Request):
@@ -22,6 +23,7 @@ class DatasetPublic(Public):
     description: str | None
     created_at: datetime
     latest_version: int | None
+    stages: list[str] = Field(description="stages the newest version can feed (empty without a version)")
 
 
 class DatasetVersionPublic(Public):
@@ -36,6 +38,11 @@ class DatasetVersionPublic(Public):
     rows_valid: int | None
     info: dict[str, Any] = Field(description="its dataset_info.json entry")
     created_at: datetime
+
+    @computed_field(description="stages this version can feed (from the row shape it was checked for)")  # type: ignore[prop-decorator]
+    @property
+    def stages(self) -> list[str]:
+        return stages_fed(self.stage)
 
 
 class RowErrorPublic(Public):
@@ -64,13 +71,26 @@ class PreviewSpan(Public):
     text: str
 
 
+class PreviewPart(Public):
+    tokens: int
+    text: str
+
+
 class PreviewExample(Public):
+    """One previewed row (``tunery.engine.tokenize.preview``); the preference and RL stages add their parts."""
+
     file: str | None
     row: int | None
     tokens: int
     trained_tokens: int
     truncated_from: int | None
     spans: list[PreviewSpan]
+    prompt: PreviewPart | None = Field(default=None, description="pairwise, kto and prompt rows: the masked prompt")
+    chosen: PreviewPart | None = Field(default=None, description="pairwise rows: the chosen answer (trained)")
+    rejected: PreviewPart | None = Field(default=None, description="pairwise rows: the rejected answer (trained)")
+    completion: PreviewPart | None = Field(default=None, description="kto rows: the answer (trained)")
+    label: bool | None = Field(default=None, description="kto rows: true when the answer is desirable")
+    reference: str | None = Field(default=None, description="prompt rows: the row's reference answer, if any")
 
 
 class PreviewPublic(Public):
