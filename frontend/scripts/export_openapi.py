@@ -2,8 +2,8 @@
 
 Usage: python frontend/scripts/export_openapi.py [--out DIR]   (default DIR: frontend/)
 Writes DIR/openapi.json from ``create_app(...).openapi()`` and DIR/src/api/catalog.gen.json: the engine's
-chat template names and the spec rules the form checks before submitting (trained stages, key
-aliases, unsupported options).
+chat template names, the built-in GRPO reward functions and the spec rules the form checks before
+submitting (key aliases, unsupported options). The stages come from GET /api/stages.
 A throwaway TUNERY_HOME is used, so nothing is written elsewhere.
 """
 
@@ -30,11 +30,15 @@ def export(out: Path) -> None:
         from tunery.server.api.app import create_app
         from tunery.server.config import Settings
         from tunery.spec import job, rules
+        from tunery.spec.rewards import REWARD_CATALOG
 
         document = create_app(Settings.from_env()).openapi()
         catalog = {
             "templates": list_templates(),
-            "trained_stages": list(rules.TRAINED_STAGES),
+            "reward_functions": [
+                {"name": r.name, "summary": r.summary, "args": list(r.args), "required": list(r.required)}
+                for r in REWARD_CATALOG
+            ],
             "aliases": job.ALIASES,
             "unsupported_options": {
                 **rules.UNSUPPORTED_MODEL_OPTIONS,

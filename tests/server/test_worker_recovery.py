@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import psutil
+import pytest
 from sqlalchemy import select
 
 from tests.server.worker_support import (
@@ -44,10 +45,26 @@ def newest_checkpoint_step(stack: Stack, job_id: str) -> int | None:
         )
 
 
-def test_killed_worker_job_resumes_from_checkpoint_on_new_worker(stack: Stack, tiny_llama: Path) -> None:
+#: Stage keys per stage: recovery is the worker's and the engine's resume, the same for every stage.
+STAGE_KEYS: dict[str, dict[str, object]] = {
+    "sft": {},
+    "dpo": {"stage": "dpo", "dataset": "dpo_en_demo", "cutoff_len": 96},
+    "grpo": {
+        "stage": "grpo",
+        "dataset": "alpaca_en_demo",
+        "reward_funcs": [{"name": "length", "args": {"target": 4}}],
+        "num_generations": 2,
+        "max_completion_length": 8,
+    },
+}
+
+
+@pytest.mark.parametrize("stage", list(STAGE_KEYS))
+def test_killed_worker_job_resumes_from_checkpoint_on_new_worker(stack: Stack, tiny_llama: Path, stage: str) -> None:
     steps = 12
     project = new_project(stack.database)
-    job_id = new_job(stack.database, project, tiny_spec(tiny_llama, max_steps=steps, save_steps=3), max_attempts=3)
+    spec = tiny_spec(tiny_llama, max_steps=steps, save_steps=3, **STAGE_KEYS[stage])
+    job_id = new_job(stack.database, project, spec, max_attempts=3)
     first = stack.worker("w1")
     stack.enqueue(job_id)
     wait_for(lambda: newest_checkpoint_step(stack, job_id), TRAINING_TIMEOUT, "a first checkpoint")

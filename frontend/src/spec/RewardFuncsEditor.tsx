@@ -13,10 +13,9 @@ interface RewardInfo {
   args?: string[];
 }
 
-/** The built-in reward functions (tunery.spec.rewards), from the exported catalog once it carries them;
- * until then their names. Suggestions only: any 'package.module:function' is accepted too. */
-export const BUILTIN_REWARDS: RewardInfo[] = (catalog as unknown as { reward_functions?: RewardInfo[] }).reward_functions ??
-  ['exact_match', 'regex', 'format', 'length', 'reward_model'].map((name) => ({ name }));
+/** The built-in reward functions (tunery.spec.rewards, exported into the catalog). Suggestions only: any
+ * 'package.module:function' is accepted too. */
+export const BUILTIN_REWARDS: RewardInfo[] = catalog.reward_functions;
 
 function parseArgs(text: string): Record<string, unknown> | string {
   if (!text.trim()) return {};
