@@ -1,10 +1,11 @@
 """Stage dpo: DPO and its family (IPO, hinge, ORPO, SimPO) on preference pairs, with TRL's ``DPOTrainer``.
 
 TRL takes Tunery's tokenized pairs as they are (``prompt_ids``/``chosen_ids``/``rejected_ids``, fed to its
-``DataCollatorForPreference``), computes log-probs with its fused LM head, disables a LoRA adapter for the
-reference and logs rewards/*, logps/* and logits/*. sigmoid, hinge and IPO are TRL's own losses; ORPO, SimPO,
-conservative DPO and LF's ``pref_ftx`` term are added here (``pref_losses``): TRL keeps ORPO/SimPO only in
-experimental trainers with another, text-based data path, and has no label-smoothed sigmoid.
+``DataCollatorForPreference``), disables a LoRA adapter for the reference and logs rewards/*, logps/* and
+logits/*; log-probs are computed at labelled positions only (``labelled_head``). sigmoid, hinge and IPO are
+TRL's own losses; ORPO, SimPO, conservative DPO and LF's ``pref_ftx`` term are added here (``pref_losses``):
+TRL keeps ORPO/SimPO only in experimental trainers with another, text-based data path, and has no
+label-smoothed sigmoid.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tunery.engine.train.stages.preference import (
     TuneryTRLMixin,
     drop_reference_adapter,
     eval_to_datasets,
+    labelled_heads,
     rows_to_dataset,
     stage_reference,
     trl_config,
@@ -120,6 +122,7 @@ class TuneryDPOTrainer(TuneryTRLMixin, DPOTrainer):  # type: ignore[misc]
         self.optimizer_factory = optimizer_factory
         super().__init__(*args, **kwargs)
         drop_reference_adapter(self.model)
+        labelled_heads(self)
 
     def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
         return dataset  # tokenized by Tunery's pipeline: prompt_ids, chosen_ids, rejected_ids

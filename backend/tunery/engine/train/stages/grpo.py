@@ -21,6 +21,7 @@ from tunery.engine.train.stages.preference import (
     derive_config,
     drop_reference_adapter,
     eval_to_datasets,
+    labelled_heads,
     rows_to_dataset,
 )
 
@@ -78,6 +79,7 @@ def build_grpo(inputs: StageInputs) -> Trainer:
         optimizer_factory=inputs.prepared.optimizer_factory,
     )
     drop_reference_adapter(trainer.model)
+    labelled_heads(trainer, trainer.temperature)
     return trainer
 
 

@@ -23,6 +23,7 @@ from tunery.engine.train.stages.preference import (
     TuneryTRLMixin,
     drop_reference_adapter,
     eval_to_datasets,
+    labelled_heads,
     rows_to_dataset,
     stage_reference,
     trl_config,
@@ -96,6 +97,7 @@ class TuneryKTOTrainer(TuneryTRLMixin, KTOTrainer):  # type: ignore[misc]
             config.loss_type = "kto"
         self.loss_type, self.calculate_KL = "kto", True
         drop_reference_adapter(self.model)
+        labelled_heads(self)
 
     def _compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool) -> Any:
         if self.ftx <= 0:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 
 from tunery.engine.train.errors import TrainingError, invalid_spec
+from tunery.engine.train.stages.labelled_head import use_labelled_head
 
 if TYPE_CHECKING:
     from datasets import Dataset  # type: ignore[import-untyped]
@@ -89,6 +90,14 @@ class TuneryTRLMixin:
 
     def _send_telemetry(self) -> None:
         return None
+
+
+def labelled_heads(trainer: Any, temperature: float = 1.0) -> None:
+    """The policy's and the reference's fused-head calls go through ``labelled_head`` (see there why)."""
+    model = trainer.model
+    use_labelled_head(model.get_base_model() if hasattr(model, "get_base_model") else model, temperature)
+    if getattr(trainer, "ref_model", None) is not None:
+        use_labelled_head(trainer.ref_model, temperature)
 
 
 def drop_reference_adapter(model: Any) -> None:
