@@ -122,7 +122,8 @@ class TuneryDPOTrainer(TuneryTRLMixin, DPOTrainer):  # type: ignore[misc]
         self.optimizer_factory = optimizer_factory
         super().__init__(*args, **kwargs)
         drop_reference_adapter(self.model)
-        labelled_heads(self)
+        weighting = ("log_sum_sq_probs",) if self.use_weighting else ()
+        labelled_heads(self, ("log_probs", "entropy", "mean_logits", "is_top1", *weighting))  # TRL's list
 
     def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
         return dataset  # tokenized by Tunery's pipeline: prompt_ids, chosen_ids, rejected_ids

@@ -79,7 +79,7 @@ def build_grpo(inputs: StageInputs) -> Trainer:
         optimizer_factory=inputs.prepared.optimizer_factory,
     )
     drop_reference_adapter(trainer.model)
-    labelled_heads(trainer, trainer.temperature)
+    labelled_heads(trainer, ("log_probs", "entropy"), trainer.temperature)
     return trainer
 
 

@@ -97,7 +97,7 @@ class TuneryKTOTrainer(TuneryTRLMixin, KTOTrainer):  # type: ignore[misc]
             config.loss_type = "kto"
         self.loss_type, self.calculate_KL = "kto", True
         drop_reference_adapter(self.model)
-        labelled_heads(self)
+        labelled_heads(self, ("log_probs", "entropy", "mean_logits"))
 
     def _compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool) -> Any:
         if self.ftx <= 0:

@@ -92,12 +92,13 @@ class TuneryTRLMixin:
         return None
 
 
-def labelled_heads(trainer: Any, temperature: float = 1.0) -> None:
-    """The policy's and the reference's fused-head calls go through ``labelled_head`` (see there why)."""
+def labelled_heads(trainer: Any, outputs: tuple[str, ...], temperature: float = 1.0) -> None:
+    """The policy's and the reference's fused-head calls go through ``labelled_head`` (see there why);
+    ``outputs``: the per-token values the trainer reads from the policy's (TRL's own list for its head)."""
     model = trainer.model
-    use_labelled_head(model.get_base_model() if hasattr(model, "get_base_model") else model, temperature)
+    use_labelled_head(model.get_base_model() if hasattr(model, "get_base_model") else model, temperature, outputs)
     if getattr(trainer, "ref_model", None) is not None:
-        use_labelled_head(trainer.ref_model, temperature)
+        use_labelled_head(trainer.ref_model, temperature, ("log_probs",))
 
 
 def drop_reference_adapter(model: Any) -> None:
