@@ -263,7 +263,8 @@ def render(data: dict[str, Any]) -> str:
             "### GRPO rollout + update (Tunery only; LLaMA-Factory has no GRPO)",
             "",
             "alpaca_en_demo prompts, rewards exact_match + length, 4 generations per prompt, 32 new tokens, "
-            "batch 8 completions, LoRA, transformers generation on the CPU.",
+            "batch 8 completions, LoRA, transformers generation on the CPU. A throughput figure: the untrained tiny "
+            "model never ends an answer early, so its rewards stay flat.",
             "",
             "| steps | completions/s | completion tokens/s | reward first → last | peak RSS (MB) | wall (s) |",
             "|---:|---:|---:|---|---:|---:|",

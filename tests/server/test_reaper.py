@@ -12,13 +12,13 @@ from sqlalchemy import select, update
 
 from tests.server.worker_support import Stack, events, job_row, new_job, new_project
 from tunery.server.db.base import utcnow
-from tunery.server.db.models import Gpu, JobStatus, Worker
+from tunery.server.db.models import Gpu, JobStatus, Metric, Worker
 from tunery.server.worker.context import WorkerContext, WorkerOptions
 from tunery.server.worker.gpus import GpuInfo
 from tunery.server.worker.reaper import reap
 from tunery.server.worker.registry import WorkerIdentity, announce
 
-SPEC = {"model": {"model_name_or_path": "tiny"}}
+SPEC = {"model": {"model_name_or_path": "tiny"}, "training": {"logging_steps": 1}}
 OPTIONS = WorkerOptions(
     lease_seconds=60, heartbeat_seconds=20, poll_seconds=1, cancel_grace_seconds=60,
     reaper_interval_seconds=30, dispatch_grace_seconds=60, claim_wait_seconds=30,
@@ -72,10 +72,15 @@ def gpu_holder(stack: Stack) -> str | None:
 
 def test_expired_lease_is_requeued_from_the_newest_complete_checkpoint(stack: Stack, context: WorkerContext) -> None:
     job_id = dead_gpu_job(stack, utcnow() - timedelta(seconds=1))
+    with stack.database.sessions.begin() as session:  # steps 1-6 logged (logging_steps 1) and relayed
+        session.add_all(Metric(job_id=job_id, step=step, attempt=1, values={"loss": 1.0}) for step in range(1, 7))
     output = stack.storage_root / "jobs" / job_id / "output"
     checkpoint(output, 2)
     checkpoint(output, 4)
     checkpoint(output, 6, complete=False)  # the worker died while saving it
+    # saved by the engine after its worker died: step 8's metrics never reached the database, and a run
+    # resumed there would never log them again
+    checkpoint(output, 8)
     sent = Sent()
     report = reap(context, enqueue=sent)
 
