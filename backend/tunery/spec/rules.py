@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tunery.spec.errors import SpecProblem
-from tunery.spec.method import UNSUPPORTED_METHOD_OPTIONS
+from tunery.spec.method import UNSUPPORTED_METHOD_OPTIONS, MethodSection
 from tunery.spec.model import UNSUPPORTED_MODEL_OPTIONS
 from tunery.spec.stages import STAGE_NAMES, STAGE_SHAPES
 from tunery.spec.training import UNSUPPORTED_TRAINING_OPTIONS
@@ -28,6 +28,12 @@ RULES: list[Rule] = []
 def rule(func: Rule) -> Rule:
     RULES.append(func)
     return func
+
+
+def method_key_set(spec: JobSpec, key: str) -> bool:
+    """Whether method key ``key`` differs from its default (a key of another stage is refused only then)."""
+    default = MethodSection.model_fields[key].get_default(call_default_factory=True)
+    return bool(getattr(spec.method, key) != default)
 
 
 def apply_rules(spec: JobSpec) -> list[SpecProblem]:

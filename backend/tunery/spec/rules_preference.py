@@ -4,34 +4,20 @@ keys of the RL stages are checked in ``rules_rl``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tunery.spec.errors import SpecProblem
 from tunery.spec.method import MethodSection
-from tunery.spec.rules import rule
-from tunery.spec.stages import STAGES
+from tunery.spec.rules import method_key_set, rule
+from tunery.spec.stages import PREFERENCE_STAGES, RL_STAGES, STAGES, stages_using
 
 if TYPE_CHECKING:
     from tunery.spec.job import JobSpec
 
-PREFERENCE_STAGES = ("rm", "dpo", "kto")
-RL_STAGES = ("ppo", "grpo")
 #: Method keys the preference stages read (derived from the stage catalog).
 PREFERENCE_KEYS: tuple[str, ...] = tuple(
     sorted({key for name in ("dpo", "kto") for key in STAGES[name].options if key in MethodSection.model_fields})
 )
-
-
-def _default(key: str) -> Any:
-    return MethodSection.model_fields[key].get_default(call_default_factory=True)
-
-
-def _is_set(spec: JobSpec, key: str) -> bool:
-    return bool(getattr(spec.method, key) != _default(key))
-
-
-def _users(key: str) -> str:
-    return ", ".join(name for name, info in STAGES.items() if key in info.options)
 
 
 @rule
@@ -58,8 +44,10 @@ def _preference_keys_elsewhere(spec: JobSpec) -> list[SpecProblem]:
         return problems
     own = set(STAGES[stage].options)
     for key in PREFERENCE_KEYS:
-        if key not in own and key != "ref_model_quantization_bit" and _is_set(spec, key):
-            problems.append(SpecProblem(key, f"does not apply to stage {stage} (only to: {_users(key)})"))
+        if key not in own and key != "ref_model_quantization_bit" and method_key_set(spec, key):
+            problems.append(
+                SpecProblem(key, f"does not apply to stage {stage} (only to: {', '.join(stages_using(key))})")
+            )
     return problems
 
 
@@ -82,7 +70,7 @@ def _dpo_losses(spec: JobSpec) -> list[SpecProblem]:
         problems.append(SpecProblem("dpo_label_smoothing", "only applies to pref_loss: sigmoid (conservative DPO)"))
     elif not 0 <= method.dpo_label_smoothing < 0.5:
         problems.append(SpecProblem("dpo_label_smoothing", "must be at least 0 and below 0.5"))
-    if _is_set(spec, "simpo_gamma") and loss != "simpo":
+    if method_key_set(spec, "simpo_gamma") and loss != "simpo":
         problems.append(SpecProblem("simpo_gamma", "only applies to pref_loss: simpo"))
     if loss in ("orpo", "simpo"):
         for key in ("ref_model", "ref_model_adapters"):

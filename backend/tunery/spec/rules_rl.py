@@ -4,18 +4,17 @@ refused elsewhere. Registered into ``tunery.spec.rules.RULES`` on import (rules.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tunery.spec.errors import SpecProblem
 from tunery.spec.method import MethodSection
 from tunery.spec.rewards import REWARD_NAMES, REWARDS, is_user_function
-from tunery.spec.rules import rule
-from tunery.spec.stages import STAGES
+from tunery.spec.rules import method_key_set, rule
+from tunery.spec.stages import RL_STAGES, STAGES, stages_using
 
 if TYPE_CHECKING:
     from tunery.spec.job import JobSpec
 
-RL_STAGES = ("ppo", "grpo")
 _OTHER_OPTIONS = {key for name, info in STAGES.items() if name not in RL_STAGES for key in info.options}
 #: Method keys only the RL stages read (derived from the stage catalog).
 RL_ONLY_KEYS: tuple[str, ...] = tuple(
@@ -37,17 +36,6 @@ _STAGE_METHOD_KEYS = {
 }
 
 
-def _default(key: str) -> Any:
-    return MethodSection.model_fields[key].get_default(call_default_factory=True)
-
-
-def _is_set(spec: JobSpec, key: str) -> bool:
-    value = getattr(spec.method, key)
-    if key == "reward_funcs":
-        return bool(value)
-    return bool(value != _default(key))
-
-
 @rule
 def _stage_keys(spec: JobSpec) -> list[SpecProblem]:
     """RL keys on other stages, and other stages' keys on an RL stage, are refused rather than ignored."""
@@ -56,8 +44,8 @@ def _stage_keys(spec: JobSpec) -> list[SpecProblem]:
     keys = _STAGE_METHOD_KEYS - own if stage in RL_STAGES else set(RL_ONLY_KEYS) - own
     problems = []
     for key in sorted(keys):
-        if _is_set(spec, key):
-            users = ", ".join(name for name, info in STAGES.items() if key in info.options)
+        if method_key_set(spec, key):
+            users = ", ".join(stages_using(key))
             problems.append(SpecProblem(key, f"does not apply to stage {stage} (only to: {users})"))
     return problems
 

@@ -138,3 +138,13 @@ def stages_fed_by(shape: DataShape) -> list[str]:
     error messages, the dataset API and job submission all use this one rule."""
     fed = stages_for_shape(shape)
     return [*fed, *stages_for_shape("prompt")] if shape == "sft" else fed
+
+
+def stages_using(key: str) -> list[str]:
+    """Stages that list ``key`` among their options."""
+    return [info.name for info in STAGE_CATALOG if key in info.options]
+
+
+#: Stages that learn from preferences (pairs or KTO tags), and those that generate their own answers.
+PREFERENCE_STAGES: tuple[str, ...] = (*stages_for_shape("pairwise"), *stages_for_shape("kto"))
+RL_STAGES: tuple[str, ...] = tuple(stages_for_shape("prompt"))
