@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up dashboard quickstart test install lint typecheck unit frontend-test e2e services bench bench-serve bench-service bench-pref clean
+.PHONY: up dashboard quickstart test install lint typecheck unit frontend-test e2e services bench bench-serve bench-service bench-pref bench-predict clean
 
 $(STAMP): backend/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -94,6 +94,10 @@ bench-service: install services
 ## Preference/RL benchmark: DPO-LoRA vs LLaMA-Factory 0.9.5, GRPO rollout + update throughput.
 bench-pref: install
 	$(BIN)/python bench/pref_bench.py
+
+## Prediction benchmark: do_predict over 500 alpaca_en_demo rows, Tunery (transformers and vLLM engines) vs LF 0.9.5.
+bench-predict: install
+	$(BIN)/python bench/predict_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-vllm .tunery .mypy_cache .ruff_cache .pytest_cache

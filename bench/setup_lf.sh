@@ -32,6 +32,9 @@ else
   pip_install -c "$CONSTRAINTS" "llamafactory==$LF_VERSION"
   installed || { echo "llamafactory==$LF_VERSION on torch==$TORCH_VERSION did not install" >&2; exit 1; }
 fi
+# LF's predict_with_generate refuses to start without its metric packages (not llamafactory's requirements).
+"$VENV/bin/python" -c "import jieba, nltk, rouge_chinese" 2>/dev/null \
+  || pip_install -c <(echo "torch==$TORCH_VERSION") nltk==3.10.4 jieba==0.42.1 rouge-chinese==1.0.3
 
 # llamafactory requires torchvision and torchaudio, but PyPI's builds of them are made for the CUDA torch
 # (torchaudio 2.11.1's libraries link libc10_cuda.so) and fail to import on the CPU build of torch 2.13.

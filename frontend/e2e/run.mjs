@@ -25,6 +25,7 @@ const PASSWORD = process.env.E2E_PASSWORD ?? 'e2e-password-123';
 const SKIP_TRAINING = process.env.E2E_SKIP_TRAINING === '1';
 const CHROMIUM = process.env.E2E_CHROMIUM ?? '/usr/bin/chromium';
 const STAMP = Date.now().toString(36);
+const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 
 const results = [];
 const children = [];
@@ -171,6 +172,8 @@ async function main() {
   const datasetName = `identity-${STAMP}`;
   let mainRun = null;
   let datasetOk = false;
+  let evalFt = null;
+  let evalBase = null;
 
   try {
     await step(
@@ -430,10 +433,78 @@ async function main() {
       }
     }
 
-    await step('evaluate and export say what is coming', async () => {
-      await nav('nav-evaluate');
-      await page.getByTestId('coming-evaluate').waitFor();
-      await shot('19-evaluate');
+    if (mainRun && datasetOk) {
+      // a predict eval: a few rows, short answers, on the CPU worker; waits for it like a training run
+      const startEval = async (name, pickModel) => {
+        await pickModel();
+        await page.getByTestId('eval-name').fill(name);
+        await pickOption('eval-datasets', datasetName);
+        await page.keyboard.press('Escape');
+        await page.getByTestId('eval-max-samples').fill('4');
+        await page.getByTestId('gen-max_new_tokens').fill('8');
+        const gpus = await page.getByTestId('eval-gpus').inputValue();
+        if (gpus !== '0') throw new Error(`the form asks for ${gpus} GPUs on a CPU-only install`);
+        await page.getByTestId('eval-submit').click();
+        await page.waitForURL(/\/runs\/[0-9a-f-]+$/, { timeout: 30_000 });
+        const id = page.url().split('/').pop();
+        await page.getByTestId('run-kind-eval').waitFor();
+        await page.getByTestId('job-progress').waitFor();
+        await waitFor(async () => TERMINAL.includes((await apiGet(`/api/jobs/${id}`)).status), `eval ${name} to finish`, 420_000, 2000);
+        const job = await apiGet(`/api/jobs/${id}`);
+        if (job.status !== 'succeeded') throw new Error(`the eval ${job.status}: ${job.error_code} ${job.error_message}`);
+        return id;
+      };
+
+      await step('evaluate: a predict eval of the finished fine-tune (from its run page), live, then its figures and samples', async () => {
+        await go(`/runs/${mainRun}`);
+        await page.getByTestId('run-evaluate').click();
+        await page.waitForURL(/\/evaluate\/new\?job=/);
+        evalFt = await startEval(`e2e eval ft ${STAMP}`, async () => {
+          // the run's fine-tune is picked already
+          await waitFor(async () => (await page.getByTestId('eval-model').inputValue()).includes(`e2e main ${STAMP}`), 'the fine-tune picked', 30_000);
+          await shot('19-evaluate-new');
+        });
+        await page.reload();
+        await page.locator('[data-testid="status-badge"][data-status="succeeded"]').first().waitFor({ timeout: 30_000 });
+        const table = page.getByTestId('metric-table');
+        await table.waitFor({ timeout: 30_000 });
+        await table.locator('[data-testid="figure-row"][data-name="bleu-4"]').waitFor();
+        await page.getByTestId('sample').first().waitFor({ timeout: 30_000 });
+        const total = Number(await page.getByTestId('samples-total').getAttribute('data-total'));
+        if (total !== 4) throw new Error(`the sample browser lists ${total} samples, not the 4 asked for`);
+        await page.getByTestId('samples-sort').getByText('Worst first').click();
+        await page.getByTestId('sample').first().waitFor();
+        await shot('19b-eval-run');
+      });
+
+      if (evalFt) {
+        await step('evaluate: the base model on the same rows, both side by side, and the diff of their answers', async () => {
+          await nav('nav-evaluate');
+          await page.getByTestId('eval-new').click();
+          evalBase = await startEval(`e2e eval base ${STAMP}`, async () => {
+            await page.getByTestId('eval-model').waitFor();
+            await pickOption('eval-model', modelName);
+          });
+          await go(`/evaluate?runs=${evalBase},${evalFt}`);
+          const table = page.getByTestId('metric-table');
+          await table.waitFor({ timeout: 30_000 });
+          const headers = await table.locator('thead th').allTextContents();
+          if (headers.length !== 3) throw new Error(`metric table columns: ${headers.join(', ')}`);
+          await shot('19c-evaluate-compare');
+          await page.getByTestId('tab-diff').click();
+          const counts = page.getByTestId('diff-counts');
+          await counts.waitFor({ timeout: 30_000 });
+          const sum = await counts.evaluate((node) => ['better', 'worse', 'same'].reduce((total, key) => total + Number(node.dataset[key]), 0));
+          if (sum !== 4) throw new Error(`better + worse + same = ${sum}, not the 4 samples`);
+          // every sample, changed or not, once the filter is off
+          await page.getByTestId('diff-changed-only').click({ force: true });
+          await waitFor(async () => (await page.getByTestId('diff-item').count()) === 4, 'all four samples in the diff', 30_000);
+          await shot('19d-evaluate-diff');
+        });
+      }
+    }
+
+    await step('export still says what is coming', async () => {
       await nav('nav-export');
       await page.getByTestId('coming-export').waitFor();
       await shot('20-export');
@@ -449,12 +520,21 @@ async function main() {
         await page.getByTestId('chat-compare').click();
         await page.getByRole('option', { name: modelName, exact: true }).click();
         await page.getByTestId('chat-max-tokens').fill('12');
+        // greedy answers: the same every time (a sampled first token may be the end token)
+        const thumb = page.getByTestId('chat-temperature').getByRole('slider');
+        await thumb.focus();
+        await thumb.press('Home');
+        await page.getByText('Temperature: 0.00').waitFor();
         await page.getByTestId('chat-input').fill('Who are you?');
         await page.getByTestId('chat-send').click();
-        const answers = page.getByTestId('chat-transcript').locator('[data-role="assistant"]');
+        const panes = page.getByTestId('chat-transcript');
+        const answers = panes.locator('[data-role="assistant"]');
         await waitFor(async () => (await answers.count()) === 2, 'an answer in both panes', 180_000, 500);
         await page.getByTestId('chat-send').waitFor({ timeout: 180_000 }); // streaming done: Stop turns back into Send
-        for (const text of await answers.allTextContents()) if (!text.trim()) throw new Error('an empty answer');
+        // never a blank bubble: a model that ends at once (its first token the end token) is said to have;
+        // text streams into at least one pane
+        for (const text of await answers.allTextContents()) if (!text.trim()) throw new Error('a blank answer bubble');
+        if ((await panes.getByTestId('chat-empty-answer').count()) === 2) throw new Error('neither model answered with text');
         if (await page.getByTestId('chat-transcript').getByRole('alert').count()) throw new Error('a chat pane shows an error');
         // the conversation goes on: the second turn carries the first
         await page.getByTestId('chat-input').fill('And again?');
@@ -481,6 +561,10 @@ async function main() {
       await nav('nav-runsnew');
       await page.getByTestId('submit-run').waitFor();
       await shot('24-new-run-zh');
+      await go(evalFt && evalBase ? `/evaluate?runs=${evalBase},${evalFt}` : '/evaluate');
+      await page.getByText('新建评估').first().waitFor();
+      if (evalFt && evalBase) await page.getByTestId('metric-table').getByText('最佳').first().waitFor();
+      await shot('24b-evaluate-zh');
       await page.getByTestId('language-switch').first().click();
       await page.getByRole('option', { name: 'English' }).click();
     });
@@ -491,6 +575,7 @@ async function main() {
         ['/', '25-mobile-overview'],
         ['/runs/new', '26-mobile-new-run'],
         ['/datasets', '27-mobile-datasets'],
+        ['/evaluate/new', '27b-mobile-new-eval'],
         ...(mainRun ? [[`/runs/${mainRun}`, '28-mobile-run']] : []),
       ]) {
         await go(path);

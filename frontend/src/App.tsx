@@ -15,6 +15,8 @@ import { ProjectProvider, useProject } from './project/ProjectContext';
 const Chat = lazy(() => import('./pages/Chat').then((m) => ({ default: m.Chat })));
 const Compare = lazy(() => import('./pages/Compare').then((m) => ({ default: m.Compare })));
 const DatasetDetail = lazy(() => import('./pages/DatasetDetail').then((m) => ({ default: m.DatasetDetail })));
+const Evaluate = lazy(() => import('./pages/Evaluate').then((m) => ({ default: m.Evaluate })));
+const NewEval = lazy(() => import('./pages/NewEval').then((m) => ({ default: m.NewEval })));
 const Datasets = lazy(() => import('./pages/Datasets').then((m) => ({ default: m.Datasets })));
 const Models = lazy(() => import('./pages/Models').then((m) => ({ default: m.Models })));
 const NewRun = lazy(() => import('./pages/NewRun').then((m) => ({ default: m.NewRun })));
@@ -69,7 +71,8 @@ function Dashboard() {
           <Route path="/datasets/:datasetId" element={<DatasetDetail />} />
           <Route path="/models" element={<Models />} />
           <Route path="/chat" element={<Chat />} />
-          <Route path="/evaluate" element={<Coming screen="evaluate" />} />
+          <Route path="/evaluate" element={<Evaluate />} />
+          <Route path="/evaluate/new" element={<NewEval />} />
           <Route path="/export" element={<Coming screen="export" />} />
           <Route path="/settings" element={<Settings />} />
           <Route path="/signin" element={<Navigate to="/" replace />} />

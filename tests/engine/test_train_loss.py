@@ -139,6 +139,8 @@ def test_padding_mask_is_dropped_only_where_it_changes_nothing(tiny_llama: Path)
     packed = {**right, "position_ids": torch.tensor([[0, 1, 2, 0, 1, 2], [0, 1, 0, 1, 0, 0]])}
     kept = without_padding_mask(packed)
     assert kept["attention_mask"].eq(1).all() and kept["position_ids"] is packed["position_ids"]
+    trained_padding = {**right, "labels": torch.where(right["attention_mask"] == 0, PAD, right["labels"])}
+    assert without_padding_mask(trained_padding) is trained_padding  # ignore_pad_token_for_loss: false
 
     model = _model(tiny_llama, lora=False).eval()
     batch = _batch(model.config.vocab_size, [11, 6, 3])

@@ -56,13 +56,17 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
 
 
 def test_the_api_process_never_imports_torch() -> None:
-    """The app, its routers and in-process data validation stay torch-free (previews run in a subprocess)."""
+    """The app, its routers, in-process data validation and the benchmark catalog stay torch-free (previews run
+    in a subprocess)."""
     code = (
         "import sys, tempfile\n"
         "from tunery.server.api.app import create_app\n"
         "from tunery.server.config import Settings\n"
         "from tunery.engine.data.load import validate_datasets\n"
-        "create_app(Settings.from_env({'TUNERY_HOME': tempfile.mkdtemp()})).openapi()\n"
+        "settings = Settings.from_env({'TUNERY_HOME': tempfile.mkdtemp()})\n"
+        "create_app(settings).openapi()\n"
+        "from tunery.server.services.eval_catalog import list_benchmarks\n"
+        "assert list_benchmarks(settings)\n"
         "print(sorted(name for name in ('torch', 'transformers') if name in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

@@ -85,3 +85,37 @@ def test_enum_columns_store_the_api_words(tmp_path: Path) -> None:
     with database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT status FROM jobs").scalar_one() == "queued"
     database.dispose()
+
+
+def test_upgrading_a_database_with_jobs_fills_the_new_columns() -> None:
+    """0001 -> 0002 on PostgreSQL with rows in place: existing jobs and checkpoints get the defaults."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from tunery.server.migrations import alembic_config
+
+    with new_pg_database() as url:
+        engine = create_db_engine(url)
+        try:
+            with engine.connect() as connection:
+                command.upgrade(alembic_config(connection), "0001")
+                connection.commit()
+                connection.execute(
+                    text(
+                        "INSERT INTO projects (id, name, slug, created_at) VALUES ('p', 'p', 'p', now());"
+                        "INSERT INTO jobs (id, project_id, kind, spec, status, cancel_requested, attempt, "
+                        "max_attempts, gpu_count, gpus, queue, progress, last_seq, created_at) VALUES "
+                        "('j', 'p', 'train', '{}', 'succeeded', false, 1, 3, 0, '[]', 'gpu', '{}', 0, now());"
+                        "INSERT INTO checkpoints (id, job_id, step, path, deleted, created_at) "
+                        "VALUES ('c', 'j', 2, 'x', false, now())"
+                    )
+                )
+                connection.commit()
+            upgrade_head(engine)
+            with engine.connect() as connection:
+                job = connection.execute(text("SELECT best_checkpoint_step, stopped_early FROM jobs")).one()
+                assert tuple(job) == (None, False)
+                assert connection.execute(text("SELECT best FROM checkpoints")).scalar_one() is False
+            assert _diffs(engine) == []
+        finally:
+            engine.dispose()

@@ -144,7 +144,7 @@ def test_errors_have_openai_shape(client: TestClient, world: World) -> None:
     assert bad.status_code == 400
     assert bad.json()["error"]["type"] == "invalid_request_error" and bad.json()["error"]["param"] == "temperature"
     assert chat(client, world.key_a, "nope").json()["error"]["code"] == "model_not_found"
-    assert chat(client, world.key_a, "tiny", logprobs=True).json()["error"]["param"] == "logprobs"
+    assert chat(client, world.key_a, "tiny", logprobs=True, top_logprobs=21).json()["error"]["param"] == "top_logprobs"
     too_long = chat(client, world.key_a, "tiny", max_tokens=10_000)
     assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "context_length_exceeded"
     ends_with_answer = chat(client, world.key_a, "tiny", messages=[{"role": "assistant", "content": "hi"}])

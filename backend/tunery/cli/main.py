@@ -1,16 +1,20 @@
-"""``tunery`` command line: train, validate, preview, env, quickstart."""
+"""``tunery`` command line: train, eval, validate, preview, env, quickstart."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tunery.engine.data.api import DataError
 from tunery.spec import JobSpec, SpecError, load_spec
 from tunery.spec.events import EXIT_FAILED, EXIT_INVALID, EXIT_SUCCEEDED, Event
+
+if TYPE_CHECKING:
+    from tunery.engine.events import EventSink
 
 
 def _add_job_args(parser: argparse.ArgumentParser) -> None:
@@ -18,18 +22,26 @@ def _add_job_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="override keys of the job file")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tunery", description="Fine-tune open LLMs.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    train = commands.add_parser("train", help="train a model from a job file")
-    _add_job_args(train)
-    train.add_argument(
+def _add_run_args(parser: argparse.ArgumentParser) -> None:
+    _add_job_args(parser)
+    parser.add_argument(
         "--events",
         metavar="PATH",
         help="write the JSON-lines event stream to PATH ('-' = stdout; the progress bar is then off)",
     )
-    train.add_argument("--cache-dir", type=Path, help="tokenized cache folder (default ~/.cache/tunery)")
+    parser.add_argument("--cache-dir", type=Path, help="tokenized cache folder (default ~/.cache/tunery)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tunery", description="Fine-tune open LLMs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from a job file (do_predict: then predict)")
+    _add_run_args(train)
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a model: predictions with BLEU/ROUGE, a benchmark (task) or an LLM judge"
+    )
+    _add_run_args(evaluate)
 
     validate = commands.add_parser("validate", help="check the job spec and every data row; no training")
     _add_job_args(validate)
@@ -60,12 +72,11 @@ def _load(args: argparse.Namespace) -> JobSpec:
     return load_spec(args.job, list(args.overrides))
 
 
-def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
-    from tunery.cli.progress import ProgressPrinter
+@contextlib.contextmanager
+def _event_sink(args: argparse.Namespace, printer: Callable[[Event], None] | None) -> Iterator[EventSink]:
+    """The run's event sink: JSON lines to ``--events`` (a file or stdout) and, unless on stdout, a progress bar."""
     from tunery.engine.events import EventSink
-    from tunery.engine.train.runner import run_training
 
-    spec = _load(args)
     stream: TextIO | None = None
     listeners: list[Callable[[Event], None]] = []
     if args.events == "-":
@@ -73,14 +84,51 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
     elif args.events:
         Path(args.events).parent.mkdir(parents=True, exist_ok=True)
         stream = open(args.events, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-    if args.events != "-":
-        listeners.append(ProgressPrinter(sys.stderr))
+    if args.events != "-" and printer is not None:
+        listeners.append(printer)
     try:
-        sink = EventSink(stream, keep=False, listeners=listeners)
-        return run_training(spec, sink, cache_dir=args.cache_dir)
+        yield EventSink(stream, keep=False, listeners=listeners)
     finally:
         if stream is not None and stream is not sys.stdout:
             stream.close()
+
+
+def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
+    from tunery.cli.progress import ProgressPrinter
+
+    spec = _load(args)
+    with _event_sink(args, ProgressPrinter(sys.stderr)) as sink:
+        if spec.training.do_predict:
+            from tunery.evaluation.train_predict import train_then_predict
+
+            return train_then_predict(spec, sink, cache_dir=args.cache_dir)
+        from tunery.engine.train.runner import run_training
+
+        return run_training(spec, sink, cache_dir=args.cache_dir)
+
+
+def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
+    from tunery.evaluation.job import load_eval_spec
+
+    spec = load_eval_spec(args.job, list(args.overrides))
+    with _event_sink(args, _eval_printer()) as sink:
+        from tunery.evaluation.runner import run_evaluation
+
+        return run_evaluation(spec, sink, cache_dir=args.cache_dir)
+
+
+def _eval_printer() -> Callable[[Event], None]:
+    """The progress bar; an eval job's total grows when a phase starts (the judge after the predictions)."""
+    from tunery.cli.progress import ProgressPrinter
+    from tunery.spec.events import ProgressEvent
+
+    class EvalPrinter(ProgressPrinter):
+        def __call__(self, event: Event) -> None:
+            if isinstance(event, ProgressEvent) and self._bar is not None:
+                self._bar.total = event.total_steps
+            super().__call__(event)
+
+    return EvalPrinter(sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
@@ -128,6 +176,7 @@ def cmd_quickstart(args: argparse.Namespace, out: TextIO) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "train": cmd_train,
+    "eval": cmd_eval,
     "validate": cmd_validate,
     "preview": cmd_preview,
     "env": cmd_env,

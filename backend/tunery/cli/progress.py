@@ -7,8 +7,10 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from tunery.spec.events import (
+    BestCheckpointEvent,
     CheckpointEvent,
     EvalEvent,
+    EvalResultEvent,
     Event,
     FailedEvent,
     FinishedEvent,
@@ -27,12 +29,16 @@ class ProgressPrinter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StartedEvent):
-            self._write(
-                f"training {event.stage}/{event.finetuning_type} on {event.device}: "
-                f"{event.num_train_examples} examples, {event.total_steps} steps, "
-                f"{event.trainable_params:,} of {event.total_params:,} parameters trainable"
-            )
-            self._bar = tqdm(total=event.total_steps, file=self._stream, unit="step", dynamic_ncols=True)
+            if event.stage == "eval":
+                self._write(f"evaluating on {event.device}: {event.total_steps} units of work")
+            else:
+                self._write(
+                    f"training {event.stage}/{event.finetuning_type} on {event.device}: "
+                    f"{event.num_train_examples} examples, {event.total_steps} steps, "
+                    f"{event.trainable_params:,} of {event.total_params:,} parameters trainable"
+                )
+            unit = "row" if event.stage == "eval" else "step"
+            self._bar = tqdm(total=event.total_steps, file=self._stream, unit=unit, dynamic_ncols=True)
         elif isinstance(event, ProgressEvent) and self._bar is not None:
             self._bar.update(event.step - self._bar.n)
             postfix = {"loss": event.loss, "lr": event.lr, "tok/s": event.tokens_per_second}
@@ -42,11 +48,19 @@ class ProgressPrinter:
             self._write(f"eval at step {event.step}: {metrics}")
         elif isinstance(event, CheckpointEvent):
             self._write(f"checkpoint saved: {event.path}")
+        elif isinstance(event, BestCheckpointEvent):
+            self._write(f"best so far by {event.metric} ({event.value:.4g}): {event.path}")
+        elif isinstance(event, EvalResultEvent):
+            metrics = ", ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
+            self._write(f"{event.kind} {event.name}: {metrics}")
         elif isinstance(event, LogEvent) and event.level in ("warning", "error"):
             self._write(f"{event.level}: {event.message}")
         elif isinstance(event, FinishedEvent):
             self._close()
-            self._write(f"{event.outcome} at step {event.step}; outputs in {event.output_dir}")
+            early = " (stopped early)" if event.stopped_early else ""
+            self._write(f"{event.outcome} at step {event.step}{early}; outputs in {event.output_dir}")
+            if event.best_checkpoint:
+                self._write(f"best checkpoint: {event.best_checkpoint}")
         elif isinstance(event, FailedEvent):
             self._close()
             self._write(f"failed ({event.code}): {event.message}")

@@ -39,6 +39,9 @@ class Settings(BaseModel):
     #: folders whose models the API may inspect (config.json); other paths are stored as given
     model_dirs: tuple[Path, ...] = ()
     migrate_on_start: bool = True
+    #: benchmark sets dropped in by an admin (TUNERY_BENCHMARK_DIR; LLaMA-Factory's evaluation/ layout), besides
+    #: the small sample sets shipped with Tunery
+    benchmark_dir: Path | None = None
     #: the built dashboard served at / (TUNERY_DASHBOARD_DIR; default: frontend/dist of this checkout)
     dashboard_dir: Path = Field(default_factory=default_dashboard_dir)
 
@@ -64,6 +67,8 @@ class Settings(BaseModel):
                 values[key] = int(env[name])
         if env.get("TUNERY_DASHBOARD_DIR"):
             values["dashboard_dir"] = Path(env["TUNERY_DASHBOARD_DIR"]).expanduser().absolute()
+        if env.get("TUNERY_BENCHMARK_DIR"):
+            values["benchmark_dir"] = Path(env["TUNERY_BENCHMARK_DIR"]).expanduser().absolute()
         if env.get("TUNERY_MIGRATE_ON_START"):
             values["migrate_on_start"] = env["TUNERY_MIGRATE_ON_START"].lower() in ("1", "true", "yes")
         return cls.model_validate(values)

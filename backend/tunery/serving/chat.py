@@ -11,26 +11,32 @@ from typing import Any
 
 from tunery.serving.errors import OpenAIError
 from tunery.serving.generation import Defaults, Run, merged, sampling_params, usage
+from tunery.serving.logprobs import TokenTexts, chat_logprobs, completion_logprobs, text_length, token_texts
 from tunery.serving.manager import Lease
 from tunery.serving.prompting import encode, encode_completion_prompt, render_chat
 from tunery.serving.schemas import ChatCompletionRequest, CompletionRequest, SamplingFields
 from tunery.serving.toolcalls import ToolStream, openai_tool_calls, parse_calls
-from tunery.serving.types import GenerationRequest, RequestError
+from tunery.serving.types import GenerationRequest, RequestError, TokenLogprob
 
 
 def unsupported(request: SamplingFields) -> None:
-    """Refuse options Tunery does not implement, rather than silently ignoring them."""
-    if request.logprobs:
-        raise OpenAIError(400, "logprobs are not supported by Tunery's serving yet", param="logprobs")
+    """Refuse options Tunery does not implement, rather than silently ignoring them; and combinations
+    OpenAI refuses."""
     if isinstance(request, ChatCompletionRequest):
         kind = (request.response_format or {}).get("type", "text")
         if kind != "text":
             raise OpenAIError(400, f"response_format {kind!r} is not supported; use 'text'", param="response_format")
+        if request.top_logprobs is not None and not request.logprobs:
+            raise OpenAIError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
     if isinstance(request, CompletionRequest):
         if request.suffix:
             raise OpenAIError(400, "suffix (fill-in-the-middle) is not supported", param="suffix")
         if request.best_of not in (None, request.n):
             raise OpenAIError(400, "best_of must equal n (or be left out)", param="best_of")
+        if request.max_tokens == 0 and not request.echo:
+            raise OpenAIError(
+                400, "max_tokens 0 only makes sense with echo: true (scoring the prompt)", param="max_tokens"
+            )
 
 
 def sse(payload: dict[str, Any] | str) -> str:
@@ -48,6 +54,13 @@ class Prepared:
     tools: bool
     id: str
     created: int
+    #: alternatives per token in the response's log-probs; None: no log-probs
+    logprobs: int | None = None
+    echo: bool = False
+
+    @property
+    def texts(self) -> TokenTexts:
+        return token_texts(self.lease.tokenizer)
 
 
 def prepare_chat(lease: Lease, request: ChatCompletionRequest, model: str, defaults: Defaults) -> Prepared:
@@ -58,10 +71,19 @@ def prepare_chat(lease: Lease, request: ChatCompletionRequest, model: str, defau
         raise OpenAIError(400, str(exc), param=exc.param) from exc
     ids = encode(lease.tokenizer, prompt.text)
     max_tokens = request.max_completion_tokens or request.max_tokens
-    params = sampling_params(request, max_tokens, len(ids), lease.engine.context_length, lease, defaults)
+    logprobs = (request.top_logprobs or 0) if request.logprobs else None
+    context = lease.engine.context_length
+    params = sampling_params(request, max_tokens, len(ids), context, lease, defaults, logprobs)
     run = Run(lease, GenerationRequest(ids, params, request.n, lease.adapter))
     return Prepared(
-        lease, model, [run], len(ids), bool(prompt.tools), f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+        lease,
+        model,
+        [run],
+        len(ids),
+        bool(prompt.tools),
+        f"chatcmpl-{secrets.token_hex(12)}",
+        int(time.time()),
+        logprobs,
     )
 
 
@@ -69,11 +91,24 @@ def prepare_completion(lease: Lease, request: CompletionRequest, model: str, def
     unsupported(request)
     prompts = completion_prompts(lease, request.prompt)
     runs = []
+    context = lease.engine.context_length
     for number, ids in enumerate(prompts):
-        params = sampling_params(request, request.max_tokens, len(ids), lease.engine.context_length, lease, defaults)
+        params = sampling_params(
+            request, request.max_tokens, len(ids), context, lease, defaults, request.logprobs, request.echo
+        )
         runs.append(Run(lease, GenerationRequest(ids, params, request.n, lease.adapter), offset=number * request.n))
     total = sum(len(ids) for ids in prompts)
-    return Prepared(lease, model, runs, total, False, f"cmpl-{secrets.token_hex(12)}", int(time.time()))
+    return Prepared(
+        lease,
+        model,
+        runs,
+        total,
+        False,
+        f"cmpl-{secrets.token_hex(12)}",
+        int(time.time()),
+        request.logprobs,
+        request.echo,
+    )
 
 
 def completion_prompts(lease: Lease, prompt: Any) -> list[list[int]]:
@@ -102,7 +137,10 @@ async def chat_response(prepared: Prepared) -> dict[str, Any]:
             message = {"role": "assistant", "content": None, "tool_calls": openai_tool_calls(calls)}
             reason = "tool_calls"
         message.setdefault("refusal", None)
-        choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": reason})
+        logprobs = None
+        if prepared.logprobs is not None:
+            logprobs = chat_logprobs(prepared.texts, choice.logprobs, prepared.logprobs)
+        choices.append({"index": index, "message": message, "logprobs": logprobs, "finish_reason": reason})
     return {
         "id": prepared.id,
         "object": "chat.completion",
@@ -124,8 +162,11 @@ async def chat_stream(prepared: Prepared, include_usage: bool) -> AsyncIterator[
         "system_fingerprint": f"tunery-{prepared.lease.engine.kind}",
     }
 
-    def chunk(index: int, delta: dict[str, Any], reason: str | None = None) -> str:
-        body = {**base, "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": reason}]}
+    def chunk(
+        index: int, delta: dict[str, Any], reason: str | None = None, logprobs: dict[str, Any] | None = None
+    ) -> str:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
+        body = {**base, "choices": [choice]}
         if include_usage:
             body["usage"] = None
         return sse(body)
@@ -134,11 +175,14 @@ async def chat_stream(prepared: Prepared, include_usage: bool) -> AsyncIterator[
     for index in range(len(run.choices)):
         yield chunk(index, {"role": "assistant", "content": "", "refusal": None})
     try:
-        async for index, text, reason in run.events():
+        async for index, text, reason, entries in run.stream():
             stream = tools[index]
             out = stream.feed(text) if stream is not None else text
-            if out:
-                yield chunk(index, {"content": out})
+            logprobs = None
+            if prepared.logprobs is not None and entries:
+                logprobs = chat_logprobs(prepared.texts, entries, prepared.logprobs)
+            if out or logprobs is not None:  # tokens whose text is held back still bring their log-probs
+                yield chunk(index, {"content": out} if out or stream is None else {}, None, logprobs)
             if reason is None:
                 continue
             if stream is not None:
@@ -160,18 +204,44 @@ async def chat_stream(prepared: Prepared, include_usage: bool) -> AsyncIterator[
 
 
 # ----- text completions ---------------------------------------------------------------------------------
-async def completion_response(prepared: Prepared, echo: bool) -> dict[str, Any]:
+def echo_logprobs(prepared: Prepared, run: Run) -> tuple[str, dict[str, Any] | None]:
+    """The echoed prompt's text and (with log-probs) its legacy log-probs object, the first token's null."""
+    prompt_ids = run.request.prompt_ids
+    text = run.lease.tokenizer.decode(prompt_ids)
+    if prepared.logprobs is None:
+        return text, None
+    entries: list[TokenLogprob | None] = list(run.prompt_logprobs or [None] * len(prompt_ids))
+    return text, completion_logprobs(prepared.texts, entries, prompt_ids, prepared.logprobs)
+
+
+def generated_logprobs(prepared: Prepared, entries: list[TokenLogprob], offset: int) -> dict[str, Any] | None:
+    if prepared.logprobs is None:
+        return None
+    tokens = [entry.token_id for entry in entries]
+    return completion_logprobs(prepared.texts, entries, tokens, prepared.logprobs, offset)
+
+
+def joined(first: dict[str, Any] | None, second: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Two legacy log-probs objects one after the other."""
+    if first is None or second is None:
+        return first or second
+    return {key: first[key] + second[key] for key in first}
+
+
+async def completion_response(prepared: Prepared) -> dict[str, Any]:
     async for _ in merged(prepared.runs):
         pass
     choices = []
     for run in prepared.runs:
-        prompt_text = run.lease.tokenizer.decode(run.request.prompt_ids) if echo else ""
+        prompt_text, prompt_logprobs = echo_logprobs(prepared, run) if prepared.echo else ("", None)
+        start = text_length(prepared.texts, run.request.prompt_ids) if prompt_logprobs is not None else 0
         for number, choice in enumerate(run.choices):
+            logprobs = joined(prompt_logprobs, generated_logprobs(prepared, choice.logprobs, start))
             choices.append(
                 {
                     "index": run.offset + number,
                     "text": prompt_text + choice.text,
-                    "logprobs": None,
+                    "logprobs": logprobs,
                     "finish_reason": choice.finish_reason,
                 }
             )
@@ -187,23 +257,33 @@ async def completion_response(prepared: Prepared, echo: bool) -> dict[str, Any]:
     }
 
 
-async def completion_stream(prepared: Prepared, include_usage: bool, echo: bool) -> AsyncIterator[str]:
+async def completion_stream(prepared: Prepared, include_usage: bool) -> AsyncIterator[str]:
+    """Chunks of text as it comes; with echo, a choice's first chunk is its prompt (and the prompt's
+    log-probs, known once the engine read the prompt); each chunk carries the log-probs of its tokens."""
     base = {"id": prepared.id, "object": "text_completion", "created": prepared.created, "model": prepared.model}
 
-    def chunk(index: int, text: str, reason: str | None) -> str:
-        body = {**base, "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": reason}]}
+    def chunk(index: int, text: str, reason: str | None, logprobs: dict[str, Any] | None = None) -> str:
+        body = {**base, "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": reason}]}
         if include_usage:
             body["usage"] = None
         return sse(body)
 
-    if echo:
-        for run in prepared.runs:
-            for number in range(run.request.n):
-                yield chunk(run.offset + number, run.lease.tokenizer.decode(run.request.prompt_ids), None)
+    runs = {run.offset + number: run for run in prepared.runs for number in range(run.request.n)}
+    offsets = dict.fromkeys(runs, 0)  # text_offset of each choice's next token
+    echoed: set[int] = set()
     try:
-        async for index, text, reason in merged(prepared.runs):
-            if text or reason is not None:
-                yield chunk(index, text, reason)
+        async for index, text, reason, entries in merged(prepared.runs):
+            if prepared.echo and index not in echoed:
+                echoed.add(index)
+                prompt_text, prompt_logprobs = echo_logprobs(prepared, runs[index])
+                if prompt_logprobs is not None:
+                    offsets[index] = text_length(prepared.texts, runs[index].request.prompt_ids)
+                yield chunk(index, prompt_text, None, prompt_logprobs)
+            logprobs = generated_logprobs(prepared, entries, offsets[index]) if entries else None
+            if logprobs is not None:
+                offsets[index] += text_length(prepared.texts, [entry.token_id for entry in entries])
+            if text or reason is not None or logprobs is not None:
+                yield chunk(index, text, reason, logprobs)
     except OpenAIError as exc:
         yield sse(exc.body())
         yield sse("[DONE]")

@@ -1,6 +1,7 @@
 """``tunery chat job.yaml`` (terminal chat, streaming) and ``tunery api job.yaml`` (one model behind an
 OpenAI-compatible API). The job file names ``model_name_or_path``, optionally ``adapter_name_or_path``,
-``template``, ``infer_backend`` (huggingface | vllm) and generation defaults (LLaMA-Factory keys)."""
+``template``, ``infer_backend`` (huggingface | vllm), ``infer_dtype`` and generation defaults (LLaMA-Factory
+keys: do_sample, temperature, top_p, top_k, max_new_tokens, repetition_penalty; num_beams must be 1)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tunery.spec import JobSpec, load_spec
 from tunery.spec.events import EXIT_INVALID, EXIT_SUCCEEDED
+
+if TYPE_CHECKING:
+    from tunery.serving.config import ServingConfig
+    from tunery.serving.standalone import ServedModel
 
 HELP_LINE = "Type a message; 'clear' starts over, 'exit' quits."
 
@@ -44,10 +49,19 @@ def _spec(args: argparse.Namespace) -> JobSpec:
     return load_spec(args.job, ["do_train=false", *args.overrides])  # serving needs no dataset
 
 
+def engine_config(model: ServedModel) -> ServingConfig:
+    """Serving settings of the environment for one model served until the command ends: engines never idle
+    out, and the job's ``infer_dtype`` (unless auto) chooses the weights dtype over ``TUNERY_SERVE_DTYPE``."""
+    from tunery.serving.config import ServingConfig
+
+    config = ServingConfig.from_env()
+    dtype = model.dtype if model.dtype != "auto" else config.dtype
+    return ServingConfig(**{**config.__dict__, "idle_seconds": float("inf"), "dtype": dtype})
+
+
 def cmd_api(args: argparse.Namespace, out: TextIO) -> int:
     import uvicorn
 
-    from tunery.serving.config import ServingConfig
     from tunery.serving.manager import EngineManager
     from tunery.serving.standalone import create_standalone_app, served_model
 
@@ -56,9 +70,7 @@ def cmd_api(args: argparse.Namespace, out: TextIO) -> int:
     except ValueError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_INVALID
-    config = ServingConfig.from_env()
-    config = ServingConfig(**{**config.__dict__, "idle_seconds": float("inf")})
-    app = create_standalone_app(model, EngineManager(config), args.api_key)
+    app = create_standalone_app(model, EngineManager(engine_config(model)), args.api_key)
     out.write(f"serving {model.target.model_id} on http://{args.host}:{args.port}/v1 ({model.engine} engine)\n")
     out.flush()
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
@@ -78,13 +90,11 @@ def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
 
 async def _chat_loop(model: Any, system: str | None, source: TextIO, out: TextIO) -> int:
     from tunery.serving.chat import prepare_chat
-    from tunery.serving.config import ServingConfig
     from tunery.serving.errors import OpenAIError
     from tunery.serving.manager import EngineManager
     from tunery.serving.schemas import ChatCompletionRequest
 
-    config = ServingConfig.from_env()
-    manager = EngineManager(ServingConfig(**{**config.__dict__, "idle_seconds": float("inf")}))
+    manager = EngineManager(engine_config(model))
     history: list[dict[str, str]] = []
     try:
         async with manager.lease(model.target, model.engine) as lease:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from tunery.engine.templates import ChatTemplate
 from tunery.serving.decoding import Detokenizer, StopChecker, control_token_ids, single_token_ids
 from tunery.serving.errors import OpenAIError
 from tunery.serving.manager import Lease
 from tunery.serving.schemas import SamplingFields
-from tunery.serving.types import EngineError, GenerationRequest, SamplingParams
+from tunery.serving.types import EngineError, GenerationRequest, SamplingParams, TokenLogprob
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,18 @@ class Defaults:
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 2048
+    top_k: int = 0  # 0: off
+    repetition_penalty: float = 1.0
+
+
+class ChoiceEvent(NamedTuple):
+    """New text of one choice (index over the whole response), its finish reason once finished, and the
+    log-probs of the tokens that arrived with it (empty unless asked for)."""
+
+    choice: int
+    text: str
+    finish_reason: str | None
+    logprobs: list[TokenLogprob]
 
 
 def stop_words(template: ChatTemplate, tokenizer: Any) -> tuple[set[int], tuple[str, ...]]:
@@ -42,8 +54,13 @@ def sampling_params(
     context: int,
     lease: Lease,
     defaults: Defaults,
+    logprobs: int | None = None,
+    prompt_logprobs: bool = False,
 ) -> SamplingParams:
-    if prompt_len >= context:
+    """The engine's sampling parameters: the request's values, else ``defaults``; ``logprobs`` alternatives
+    per generated token when log-probs are asked for, ``prompt_logprobs`` for the prompt's too.
+    ``max_tokens`` 0 scores the prompt only (the prompt may then fill the whole context)."""
+    if prompt_len > context or (prompt_len == context and max_tokens != 0):
         raise OpenAIError(
             400,
             f"This model's maximum context length is {context} tokens; the prompt has {prompt_len}.",
@@ -59,6 +76,8 @@ def sampling_params(
             code="context_length_exceeded",
         )
     stop_ids, stop_texts = stop_words(lease.template, lease.tokenizer)
+    top_k = request.top_k if request.top_k is not None else defaults.top_k
+    repetition = request.repetition_penalty
     return SamplingParams(
         max_tokens=max_tokens if max_tokens is not None else min(defaults.max_tokens, context - prompt_len),
         temperature=request.temperature if request.temperature is not None else defaults.temperature,
@@ -68,6 +87,10 @@ def sampling_params(
         frequency_penalty=request.frequency_penalty or 0.0,
         stop_token_ids=tuple(sorted(stop_ids)),
         stop=tuple(dict.fromkeys([*stop_texts, *request.stop_list()])),
+        top_k=max(0, top_k),
+        repetition_penalty=repetition if repetition is not None else defaults.repetition_penalty,
+        logprobs=logprobs,
+        prompt_logprobs=prompt_logprobs and logprobs is not None,
     )
 
 
@@ -80,6 +103,8 @@ class ChoiceText:
     tokens: int = 0
     finish_reason: str | None = None
     text: str = ""
+    #: log-probs of the tokens received so far (when asked for)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
     def add(self, token_ids: list[int], generated: int, finish: str | None) -> str:
         self.tokens += generated
@@ -96,12 +121,14 @@ class ChoiceText:
 
 @dataclass
 class Run:
-    """One generation: its choices' text, fed by :meth:`events`."""
+    """One generation: its choices' text and log-probs, fed by :meth:`stream`."""
 
     lease: Lease
     request: GenerationRequest
     offset: int = 0  # index of the first choice (several completion prompts share one response)
     choices: list[ChoiceText] = field(default_factory=list)
+    #: the prompt's log-probs (first token None) once the engine scored it (echo with log-probs)
+    prompt_logprobs: list[TokenLogprob | None] | None = None
 
     def __post_init__(self) -> None:
         hidden = control_token_ids(self.lease.tokenizer, self.lease.template.stop_words)
@@ -112,19 +139,34 @@ class Run:
 
     async def events(self) -> AsyncIterator[tuple[int, str, str | None]]:
         """(choice index, new text, finish reason or None) until every choice finished."""
+        async for event in self.stream():
+            yield event.choice, event.text, event.finish_reason
+
+    async def stream(self) -> AsyncIterator[ChoiceEvent]:
+        """Each choice's new text and log-probs as tokens arrive, until every choice finished."""
+        params = self.request.params
+        if params.max_tokens == 0 and not params.prompt_logprobs:  # nothing to generate nor to score
+            for number, choice in enumerate(self.choices):
+                choice.finish_reason = "length"
+                yield ChoiceEvent(self.offset + number, "", "length", [])
+            return
         try:
             generation = self.lease.engine.generate(self.request)
         except EngineError as exc:
             raise OpenAIError(503, str(exc), code="engine_unavailable") from exc
         try:
             async for delta in generation:
+                if delta.prompt_logprobs is not None and self.prompt_logprobs is None:
+                    self.prompt_logprobs = delta.prompt_logprobs
                 choice = self.choices[delta.index]
                 if choice.finish_reason is not None:
                     continue
                 text = choice.add(delta.token_ids, delta.generated, delta.finish_reason)
+                logprobs = delta.logprobs or []
+                choice.logprobs.extend(logprobs)
                 if choice.finish_reason is not None and delta.finish_reason is None:
                     generation.cancel(delta.index)
-                yield self.offset + delta.index, text, choice.finish_reason
+                yield ChoiceEvent(self.offset + delta.index, text, choice.finish_reason, logprobs)
                 if all(c.finish_reason is not None for c in self.choices):
                     break
         except EngineError as exc:
@@ -137,17 +179,17 @@ class Run:
         return sum(choice.tokens for choice in self.choices)
 
 
-async def merged(runs: Sequence[Run]) -> AsyncIterator[tuple[int, str, str | None]]:
+async def merged(runs: Sequence[Run]) -> AsyncIterator[ChoiceEvent]:
     """The events of several runs as they come."""
     if len(runs) == 1:
-        async for item in runs[0].events():
+        async for item in runs[0].stream():
             yield item
         return
-    queue: asyncio.Queue[tuple[int, str, str | None] | BaseException | None] = asyncio.Queue()
+    queue: asyncio.Queue[ChoiceEvent | BaseException | None] = asyncio.Queue()
 
     async def pump(run: Run) -> None:
         try:
-            async for item in run.events():
+            async for item in run.stream():
                 await queue.put(item)
         except BaseException as exc:
             await queue.put(exc)

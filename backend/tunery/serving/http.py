@@ -135,8 +135,8 @@ async def serve_completion(
         manager,
         target,
         lambda lease: prepare_completion(lease, body, target.model_id, defaults),
-        lambda prepared: completion_response(prepared, body.echo),
-        (lambda prepared: completion_stream(prepared, include_usage, body.echo)) if body.stream else None,
+        completion_response,
+        (lambda prepared: completion_stream(prepared, include_usage)) if body.stream else None,
     )
 
 

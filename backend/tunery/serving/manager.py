@@ -66,7 +66,7 @@ class EngineManager:
         self.deployments: dict[str, Deployment] = {}
         self._lock = asyncio.Lock()
         self._reaper: asyncio.Task[None] | None = None
-        self._templates: dict[tuple[str, str | None], ChatTemplate] = {}
+        self._templates: dict[tuple[str, str | None, str | None], ChatTemplate] = {}
         #: reward models for /v1/score, loaded on first use and unloaded when idle like the engines
         self.scorers = RewardScorers(self.config)
 
@@ -130,9 +130,9 @@ class EngineManager:
             return name
 
     def template_for(self, target: ServeTarget, tokenizer: Any) -> ChatTemplate:
-        key = (target.base_path, target.template)
+        key = (target.base_path, target.template, target.tool_format)
         if key not in self._templates:
-            self._templates[key] = get_template(target.template, tokenizer)
+            self._templates[key] = get_template(target.template, tokenizer, tool_format=target.tool_format)
         return self._templates[key]
 
     @contextlib.asynccontextmanager

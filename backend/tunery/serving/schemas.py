@@ -64,8 +64,12 @@ class SamplingFields(_Body):
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    logprobs: bool | int | None = None
     user: str | None = None
+    # vLLM's extra sampling fields (sent in the body; the openai SDK's extra_body)
+    top_k: int | None = Field(default=None, ge=-1, description="sample among the k most likely tokens (0, -1: all)")
+    repetition_penalty: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="divides the logits of tokens seen so far (1: none)"
+    )
 
     def stop_list(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -80,11 +84,14 @@ class ChatCompletionRequest(SamplingFields):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
-    top_logprobs: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
 
 
 class CompletionRequest(SamplingFields):
     prompt: str | list[str] | list[int] | list[list[int]]
+    max_tokens: int | None = Field(default=None, ge=0)  # 0: with echo, score the prompt only
+    logprobs: int | None = Field(default=None, ge=0, le=5)
     echo: bool = False
     suffix: str | None = None
     best_of: int | None = None

@@ -33,26 +33,38 @@ class ServedModel:
     target: ServeTarget
     engine: str | None
     defaults: Defaults
+    #: the engine's weights dtype (infer_dtype): auto | float16 | bfloat16 | float32
+    dtype: str = "auto"
 
 
 def served_model(spec: JobSpec, engine: str | None, name: str | None = None) -> ServedModel:
-    """The target, engine and sampling defaults a job file describes (model, one adapter, template)."""
+    """The target, engine, dtype and sampling defaults a job file describes (model, one adapter, template,
+    infer_dtype, the generation keys)."""
     adapters = spec.model.adapter_name_or_path or []
     if len(adapters) > 1:
         raise ValueError("adapter_name_or_path: serving takes one adapter (merge the others into the model first)")
+    if spec.generation.num_beams != 1:
+        raise ValueError(
+            f"num_beams: {spec.generation.num_beams} asks for beam search, which serving does not do (it samples one "
+            "token per sequence and step, with continuous batching); set num_beams: 1"
+        )
     base = spec.model.model_name_or_path
     model_id = name or Path(adapters[0] if adapters else base).name or "model"
-    target = ServeTarget(model_id, base, spec.data.template, adapters[0] if adapters else None)
+    target = ServeTarget(
+        model_id, base, spec.data.template, adapters[0] if adapters else None, tool_format=spec.data.tool_format
+    )
     generation = spec.generation
     defaults = Defaults(
         temperature=generation.temperature if generation.do_sample else 0.0,
         top_p=generation.top_p,
         max_tokens=generation.max_new_tokens,
+        top_k=generation.top_k if generation.do_sample else 0,
+        repetition_penalty=generation.repetition_penalty,
     )
     backend = engine or {"huggingface": "hf", "hf": "hf", "vllm": "vllm"}.get(spec.model.infer_backend)
     if backend is None:
         raise ValueError(f"infer_backend {spec.model.infer_backend!r} is not supported; use huggingface or vllm")
-    return ServedModel(target, backend, defaults)
+    return ServedModel(target, backend, defaults, spec.model.infer_dtype)
 
 
 def create_standalone_app(model: ServedModel, manager: EngineManager, api_key: str | None = None) -> FastAPI:

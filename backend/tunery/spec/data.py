@@ -10,6 +10,10 @@ from tunery.spec.base import Section, split_csv
 
 MixStrategy = Literal["concat", "interleave_under", "interleave_over"]
 
+#: Tool formats ``tool_format`` can switch a chat template to (the engine's tool format registry has exactly
+#: these; LLaMA-Factory's names).
+TOOL_FORMATS: tuple[str, ...] = ("default", "glm4", "llama3", "mistral", "qwen")
+
 
 class DataSection(Section):
     """Which datasets, how they are formatted into token sequences."""
@@ -32,19 +36,38 @@ class DataSection(Section):
     interleave_probs: list[float] | None = None
     overwrite_cache: bool = False
     preprocessing_batch_size: int = Field(default=1000, gt=0)
-    preprocessing_num_workers: int | None = None
+    preprocessing_num_workers: int | None = Field(
+        default=None,
+        gt=0,
+        description="Processes that tokenize the datasets (from 16384 rows on; fewer rows take one). Streaming: "
+        "chunks are tokenized ahead of the trainer in that many processes.",
+    )
     max_samples: int | None = Field(default=None, gt=0)
     eval_num_beams: int | None = None
-    ignore_pad_token_for_loss: bool = True
+    ignore_pad_token_for_loss: bool = Field(
+        default=True,
+        description="Padding labels are ignored by the loss; false trains on the pad token there (pt/sft).",
+    )
     val_size: float = Field(default=0.0, ge=0)
     eval_on_each_dataset: bool = False
     packing: bool | None = None
     neat_packing: bool = False
-    tool_format: str | None = None
+    tool_format: str | None = Field(
+        default=None,
+        description="Write tool definitions and calls in this format instead of the template's own: "
+        + ", ".join(TOOL_FORMATS)
+        + ".",
+    )
     default_system: str | None = None
     enable_thinking: bool | None = True
-    tokenized_path: str | None = None
-    data_shared_file_system: bool = False
+    tokenized_path: str | None = Field(
+        default=None,
+        description="Folder for the tokenized data: written when missing or empty, else read instead of the "
+        "datasets (as in LLaMA-Factory).",
+    )
+    data_shared_file_system: bool = Field(
+        default=False, description="Multi-node preprocessing only; Tunery trains in one process (leave false)."
+    )
 
     _split = field_validator("dataset", "eval_dataset", mode="before")(split_csv)
 

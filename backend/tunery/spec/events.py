@@ -68,6 +68,33 @@ class CheckpointEvent(_Event):
     path: str
 
 
+class BestCheckpointEvent(_Event):
+    """A checkpoint became the best so far by ``metric_for_best_model`` (kept by save_total_limit)."""
+
+    type: Literal["best_checkpoint"] = "best_checkpoint"
+    step: int
+    path: str
+    metric: str = Field(description="The metric compared, e.g. eval_loss.")
+    value: float
+
+
+class EvalResultEvent(_Event):
+    """Results of one evaluation of an eval job (a prediction run, a benchmark, a judge pass)."""
+
+    type: Literal["eval_result"] = "eval_result"
+    name: str = Field(description="What was evaluated: the eval dataset name, the benchmark task, 'judge'.")
+    kind: Literal["predict", "benchmark", "judge"]
+    metrics: dict[str, float] = Field(description="Figures by metric name (see tunery.spec.eval_metrics).")
+    breakdown: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Benchmarks: accuracy per 'subject' and per 'category' ({group: {name: accuracy}}).",
+    )
+    samples_file: str | None = Field(
+        default=None, description="Per-sample JSON-lines file, relative to the job's output_dir."
+    )
+    samples: int = Field(default=0, description="Rows in samples_file.")
+
+
 class LogEvent(_Event):
     type: Literal["log"] = "log"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -81,6 +108,8 @@ class FinishedEvent(_Event):
     metrics: dict[str, Any] = Field(default_factory=dict)
     output_dir: str
     checkpoint: str | None = Field(default=None, description="Newest checkpoint (set when cancelled).")
+    best_checkpoint: str | None = Field(default=None, description="Best checkpoint by metric_for_best_model.")
+    stopped_early: bool = Field(default=False, description="Early stopping (early_stopping_steps) ended training.")
 
 
 class FailedEvent(_Event):
@@ -90,7 +119,15 @@ class FailedEvent(_Event):
 
 
 Event = Annotated[
-    StartedEvent | ProgressEvent | EvalEvent | CheckpointEvent | LogEvent | FinishedEvent | FailedEvent,
+    StartedEvent
+    | ProgressEvent
+    | EvalEvent
+    | CheckpointEvent
+    | BestCheckpointEvent
+    | EvalResultEvent
+    | LogEvent
+    | FinishedEvent
+    | FailedEvent,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

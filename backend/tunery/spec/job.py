@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tunery.spec.base import Section
 from tunery.spec.data import DataSection
 from tunery.spec.errors import SpecError, SpecProblem
+from tunery.spec.evaluation import EvaluationSection
 from tunery.spec.generation import GenerationSection
 from tunery.spec.method import MethodSection
 from tunery.spec.model import ModelSection
@@ -25,6 +26,7 @@ SECTIONS: dict[str, type[Section]] = {
     "method": MethodSection,
     "training": TrainingSection,
     "generation": GenerationSection,
+    "evaluation": EvaluationSection,
 }
 
 #: Old or alternative spellings LLaMA-Factory and transformers accept.
@@ -58,6 +60,7 @@ class JobSpec(BaseModel):
     method: MethodSection = Field(default_factory=MethodSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     generation: GenerationSection = Field(default_factory=GenerationSection)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], source: str | None = None) -> JobSpec:

@@ -53,7 +53,7 @@ class MethodSection(Section):
     )
     freeze_trainable_modules: list[str] = Field(default_factory=lambda: ["all"])
     freeze_extra_modules: list[str] | None = None
-    # Multimodal freezing (accepted for compatibility)
+    # Multimodal freezing: Tunery trains text-only models, so only the defaults are accepted
     freeze_vision_tower: bool = True
     freeze_multi_modal_projector: bool = True
     freeze_language_model: bool = False
@@ -94,14 +94,23 @@ class MethodSection(Section):
     compute_accuracy: bool = False
     disable_shuffling: bool = False
     plot_loss: bool = False
-    include_effective_tokens_per_second: bool = False
+    include_effective_tokens_per_second: bool = Field(
+        default=False,
+        description="Add LLaMA-Factory's effective_tokens_per_sec to the train metrics: the training rows' real "
+        "(unpadded) tokens x epochs trained / train runtime. Not for ppo/grpo.",
+    )
     use_llama_pro: bool = False
     use_galore: bool = False
     use_apollo: bool = False
     use_badam: bool = False
     use_adam_mini: bool = False
     use_muon: bool = False
-    early_stopping_steps: int | None = None
+    early_stopping_steps: int | None = Field(
+        default=None,
+        description="Stop training after this many evaluations in a row without improvement of "
+        "metric_for_best_model (default eval loss); needs an eval split and eval_strategy steps or epoch. "
+        "Not for ppo/grpo.",
+    )
 
     _split = field_validator(
         "lora_target",

@@ -38,13 +38,21 @@ class ModelSection(Section):
     upcast_layernorm: bool = False
     upcast_lmhead_output: bool = False
     train_from_scratch: bool = False
-    low_cpu_mem_usage: bool = True
+    low_cpu_mem_usage: bool = Field(
+        default=True,
+        description="Weights load straight into an empty model (transformers 5 always does; false is refused).",
+    )
     rope_scaling: Literal["linear", "dynamic", "yarn", "llama3"] | None = None
     enable_liger_kernel: bool = False
     use_unsloth: bool = False
     shift_attn: bool = False
     mixture_of_depths: Literal["convert", "load"] | None = None
-    moe_aux_loss_coef: float | None = None
+    moe_aux_loss_coef: float | None = Field(
+        default=None,
+        ge=0,
+        description="Mixture-of-experts models: weight of the router's load-balancing loss added to the loss.",
+    )
+    # Quantized loading (QLoRA): refused for now with quantization_bit; the other keys need quantization_bit.
     quantization_method: Literal["bnb", "gptq", "awq", "aqlm", "quanto", "eetq", "hqq"] = "bnb"
     quantization_bit: int | None = None
     quantization_type: Literal["fp4", "nf4"] = "nf4"
@@ -53,11 +61,16 @@ class ModelSection(Section):
     infer_backend: Literal["huggingface", "vllm", "sglang", "hf"] = "huggingface"
     infer_dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
     use_cache: bool = True
-    offload_folder: str = "offload"
-    hf_hub_token: str | None = Field(default=None, repr=False)
-    ms_hub_token: str | None = Field(default=None, repr=False)
-    om_hub_token: str | None = Field(default=None, repr=False)
+    offload_folder: str = Field(
+        default="offload", description="Device-map offloading only; Tunery loads the model on one device."
+    )
+    hf_hub_token: str | None = Field(
+        default=None, repr=False, description="Hugging Face Hub token for private/gated models and datasets."
+    )
+    ms_hub_token: str | None = Field(default=None, repr=False, description="ModelScope token for its datasets.")
+    om_hub_token: str | None = Field(default=None, repr=False, description="Modelers token for its datasets.")
     print_param_status: bool = False
+    # Multimodal inputs (LLaMA-Factory's keys): Tunery trains text-only models, so other values are refused.
     image_max_pixels: int = 768 * 768
     image_min_pixels: int = 32 * 32
     video_max_pixels: int = 256 * 256

@@ -18,7 +18,11 @@ class TrainingSection(Section):
     overwrite_output_dir: bool = False
     do_train: bool = True
     do_eval: bool = False
-    do_predict: bool = False
+    do_predict: bool = Field(
+        default=False,
+        description="Generate an answer for every eval_dataset row after training (or instead of it when do_train "
+        "is false): generated_predictions.jsonl and predict_results.json (BLEU-4, ROUGE) in output_dir.",
+    )
     per_device_train_batch_size: int = Field(default=1, gt=0)
     per_device_eval_batch_size: int = Field(default=1, gt=0)
     gradient_accumulation_steps: int = Field(default=1, gt=0)
@@ -85,8 +89,12 @@ class TrainingSection(Section):
     load_best_model_at_end: bool = False
     metric_for_best_model: str | None = None
     greater_is_better: bool | None = None
-    predict_with_generate: bool = False
-    generation_max_length: int | None = None
+    predict_with_generate: bool = Field(
+        default=False, description="Must be true with do_predict (as in LLaMA-Factory): predictions are generated."
+    )
+    generation_max_length: int | None = Field(
+        default=None, description="Not used (refused): max_new_tokens limits answers, as in LLaMA-Factory."
+    )
     torch_compile: bool = False
     label_smoothing_factor: float = 0.0
     use_cpu: bool = False
@@ -103,6 +111,4 @@ class TrainingSection(Section):
 UNSUPPORTED_TRAINING_OPTIONS: dict[str, object] = {
     "push_to_hub": False,
     "torch_compile": False,
-    "predict_with_generate": False,
-    "do_predict": False,
 }

@@ -77,6 +77,8 @@ export async function fetchWorkers(): Promise<Optional<WorkerInfo[]>> {
 export interface ServedModel {
   id: string;
   owned_by?: string;
+  /** scored through /v1/score, never generated with (Tunery's extension) */
+  reward_model?: boolean;
 }
 
 export async function fetchServedModels(): Promise<Optional<ServedModel[]>> {
@@ -93,7 +95,11 @@ export async function fetchServedModels(): Promise<Optional<ServedModel[]>> {
   const data = asRecord(body).data;
   return {
     available: true,
-    data: (Array.isArray(data) ? data : []).map((item) => ({ id: String(asRecord(item).id ?? ''), owned_by: String(asRecord(item).owned_by ?? '') })),
+    data: (Array.isArray(data) ? data : []).map((item) => ({
+      id: String(asRecord(item).id ?? ''),
+      owned_by: String(asRecord(item).owned_by ?? ''),
+      reward_model: asRecord(item).reward_model === true,
+    })),
   };
 }
 

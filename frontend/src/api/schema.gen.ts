@@ -298,6 +298,111 @@ export interface paths {
         patch: operations["change_role_api_projects__project_id__members__user_id__patch"];
         trace?: never;
     };
+    "/api/projects/{project_id}/evaluations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Evaluations
+         * @description The project's eval jobs, newest first, each with the model evaluated and its results so far.
+         */
+        get: operations["list_evaluations_api_projects__project_id__evaluations_get"];
+        put?: never;
+        /**
+         * Create Evaluation Route
+         * @description Queue an eval job (kind ``eval``): the server builds its spec from the model id, the project's datasets,
+         *     the benchmark catalog and the judged jobs. Nothing is queued or stored when the request is invalid.
+         */
+        post: operations["create_evaluation_route_api_projects__project_id__evaluations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/{job_id}/eval-results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Job Eval Results
+         * @description The job's results (one per dataset, benchmark or judge pass), by name.
+         */
+        get: operations["job_eval_results_api_jobs__job_id__eval_results_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/{job_id}/eval-samples": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Job Eval Samples
+         * @description One page of a result's per-sample rows.
+         */
+        get: operations["job_eval_samples_api_jobs__job_id__eval_samples_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/evaluations/diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Evaluation Diff
+         * @description B's answers against A's on the same samples (matched by index): better, worse or the same by the metric.
+         */
+        get: operations["evaluation_diff_api_evaluations_diff_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/evaluations/catalog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Evaluation Catalog
+         * @description What evaluations measure: the metrics, the benchmark sets, the kinds and judge modes.
+         */
+        get: operations["evaluation_catalog_api_evaluations_catalog_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -1131,6 +1236,32 @@ export interface components {
             /** Template */
             template?: string | null;
         };
+        /** BenchmarkInfoPublic */
+        BenchmarkInfoPublic: {
+            /**
+             * Task
+             * @description The benchmark's folder; a job's task is '<task>_<split>'.
+             */
+            task: string;
+            /** Title */
+            title: string;
+            /** Subjects */
+            subjects: string[];
+            /**
+             * Categories
+             * @description The subjects' categories (STEM, ...).
+             */
+            categories?: string[];
+            /** Languages */
+            languages: string[];
+            /** Splits */
+            splits: string[];
+            /**
+             * Bundled
+             * @description Shipped with Tunery (a small sample set), not dropped in by an admin.
+             */
+            bundled: boolean;
+        };
         /** ChatCompletionRequest */
         ChatCompletionRequest: {
             /** Model */
@@ -1160,10 +1291,18 @@ export interface components {
              */
             stream: boolean;
             stream_options?: components["schemas"]["StreamOptions"] | null;
-            /** Logprobs */
-            logprobs?: boolean | number | null;
             /** User */
             user?: string | null;
+            /**
+             * Top K
+             * @description sample among the k most likely tokens (0, -1: all)
+             */
+            top_k?: number | null;
+            /**
+             * Repetition Penalty
+             * @description divides the logits of tokens seen so far (1: none)
+             */
+            repetition_penalty?: number | null;
             /** Messages */
             messages: components["schemas"]["ChatMessage"][];
             /** Max Completion Tokens */
@@ -1178,6 +1317,8 @@ export interface components {
             response_format?: {
                 [key: string]: unknown;
             } | null;
+            /** Logprobs */
+            logprobs?: boolean | null;
             /** Top Logprobs */
             top_logprobs?: number | null;
         } & {
@@ -1214,6 +1355,11 @@ export interface components {
             /** Deleted */
             deleted: boolean;
             /**
+             * Best
+             * @description The job's best checkpoint by metric_for_best_model (kept by retention).
+             */
+            best: boolean;
+            /**
              * Created At
              * Format: date-time
              */
@@ -1248,12 +1394,22 @@ export interface components {
              */
             stream: boolean;
             stream_options?: components["schemas"]["StreamOptions"] | null;
-            /** Logprobs */
-            logprobs?: boolean | number | null;
             /** User */
             user?: string | null;
+            /**
+             * Top K
+             * @description sample among the k most likely tokens (0, -1: all)
+             */
+            top_k?: number | null;
+            /**
+             * Repetition Penalty
+             * @description divides the logits of tokens seen so far (1: none)
+             */
+            repetition_penalty?: number | null;
             /** Prompt */
             prompt: string | string[] | number[] | number[][];
+            /** Logprobs */
+            logprobs?: number | null;
             /**
              * Echo
              * @default false
@@ -1334,7 +1490,10 @@ export interface components {
              * @default 1000
              */
             preprocessing_batch_size: number;
-            /** Preprocessing Num Workers */
+            /**
+             * Preprocessing Num Workers
+             * @description Processes that tokenize the datasets (from 16384 rows on; fewer rows take one). Streaming: chunks are tokenized ahead of the trainer in that many processes.
+             */
             preprocessing_num_workers?: number | null;
             /** Max Samples */
             max_samples?: number | null;
@@ -1342,6 +1501,7 @@ export interface components {
             eval_num_beams?: number | null;
             /**
              * Ignore Pad Token For Loss
+             * @description Padding labels are ignored by the loss; false trains on the pad token there (pt/sft).
              * @default true
              */
             ignore_pad_token_for_loss: boolean;
@@ -1362,7 +1522,10 @@ export interface components {
              * @default false
              */
             neat_packing: boolean;
-            /** Tool Format */
+            /**
+             * Tool Format
+             * @description Write tool definitions and calls in this format instead of the template's own: default, glm4, llama3, mistral, qwen.
+             */
             tool_format?: string | null;
             /** Default System */
             default_system?: string | null;
@@ -1371,10 +1534,14 @@ export interface components {
              * @default true
              */
             enable_thinking: boolean | null;
-            /** Tokenized Path */
+            /**
+             * Tokenized Path
+             * @description Folder for the tokenized data: written when missing or empty, else read instead of the datasets (as in LLaMA-Factory).
+             */
             tokenized_path?: string | null;
             /**
              * Data Shared File System
+             * @description Multi-node preprocessing only; Tunery trains in one process (leave false).
              * @default false
              */
             data_shared_file_system: boolean;
@@ -1496,6 +1663,31 @@ export interface components {
             /** Idle Seconds */
             idle_seconds: number;
         };
+        /**
+         * ErrorBody
+         * @description What the API answers for a refused request (404, 409, 422, ...).
+         */
+        ErrorBody: {
+            /**
+             * Detail
+             * @description What is wrong, in words (a body that does not fit its schema: FastAPI's list of errors).
+             */
+            detail: string | {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Errors
+             * @description Invalid specs and requests: one entry per problem; ``field`` names it.
+             */
+            errors?: {
+                [key: string]: unknown;
+            }[] | null;
+            /**
+             * Param
+             * @description The query parameter at fault.
+             */
+            param?: string | null;
+        };
         /** ErrorDetail */
         ErrorDetail: {
             /** Message */
@@ -1513,6 +1705,339 @@ export interface components {
          */
         ErrorResponse: {
             error: components["schemas"]["ErrorDetail"];
+        };
+        /** EvalDiffItem */
+        EvalDiffItem: {
+            /** Index */
+            index: number;
+            /** Prompt */
+            prompt: string;
+            /** Label */
+            label: string;
+            /** Predict A */
+            predict_a: string;
+            /** Predict B */
+            predict_b: string;
+            /** Score A */
+            score_a: number | null;
+            /** Score B */
+            score_b: number | null;
+            /**
+             * Change
+             * @description b compared to a, by the metric's direction.
+             * @enum {string}
+             */
+            change: "better" | "worse" | "same";
+        };
+        /** EvalDiffPage */
+        EvalDiffPage: {
+            /** Items */
+            items: components["schemas"]["EvalDiffItem"][];
+            /**
+             * Total
+             * @description Rows listed (changed ones only with changed_only) before offset and limit.
+             */
+            total: number;
+            /** Better */
+            better: number;
+            /** Worse */
+            worse: number;
+            /** Same */
+            same: number;
+            /**
+             * Metric
+             * @description The metric compared.
+             */
+            metric: string;
+            /**
+             * Result
+             * @description The result compared (its name in both jobs).
+             */
+            result: string;
+        };
+        /** EvalResultPublic */
+        EvalResultPublic: {
+            /**
+             * Name
+             * @description What was evaluated: the dataset, the benchmark task, 'judge'.
+             */
+            name: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "predict" | "benchmark" | "judge";
+            /**
+             * Metrics
+             * @description Figures by metric name (see the catalog's metrics).
+             */
+            metrics: {
+                [key: string]: number;
+            };
+            /**
+             * Breakdown
+             * @description Benchmarks: accuracy per subject and category.
+             */
+            breakdown: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
+            /**
+             * Samples
+             * @description Per-sample rows (GET /api/jobs/{id}/eval-samples).
+             */
+            samples: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** EvalSamplePage */
+        EvalSamplePage: {
+            /** Items */
+            items: components["schemas"]["EvalSamplePublic"][];
+            /**
+             * Total
+             * @description Rows matching q (before offset and limit).
+             */
+            total: number;
+        };
+        /** EvalSamplePublic */
+        EvalSamplePublic: {
+            /** Index */
+            index: number;
+            /** Prompt */
+            prompt: string;
+            /** Label */
+            label: string;
+            /** Predict */
+            predict: string;
+            /**
+             * Predict B
+             * @description Pairwise judging: B's answer (predict is A's).
+             */
+            predict_b?: string | null;
+            /**
+             * Winner
+             * @description Pairwise judging.
+             */
+            winner?: ("a" | "b" | "tie") | null;
+            /**
+             * Subject
+             * @description Benchmarks: the question's subject.
+             */
+            subject?: string | null;
+            /** Scores */
+            scores: {
+                [key: string]: number;
+            };
+        };
+        /** EvaluationCatalog */
+        EvaluationCatalog: {
+            /** Metrics */
+            metrics: components["schemas"]["MetricInfoPublic"][];
+            /**
+             * Predict Metrics
+             * @description Names a prediction run's ``metrics`` may list.
+             */
+            predict_metrics: string[];
+            /** Benchmarks */
+            benchmarks: components["schemas"]["BenchmarkInfoPublic"][];
+            /** Kinds */
+            kinds: ("predict" | "benchmark" | "judge")[];
+            /** Judge Modes */
+            judge_modes: ("single" | "pairwise")[];
+        };
+        /**
+         * EvaluationCreate
+         * @description An eval job. ``predict``: generate over ``datasets`` and score (judge too when ``judge`` is set);
+         *     ``benchmark``: a multiple-choice ``task``; ``judge``: judge the predictions of ``judge_jobs`` (or, without
+         *     them, predict over ``datasets`` and judge the answers).
+         */
+        EvaluationCreate: {
+            /** Name */
+            name?: string | null;
+            /** Experiment Id */
+            experiment_id?: string | null;
+            /**
+             * Model
+             * @description A served model id: a base model's name, ft:<base>:<project>:<job> or ...:ckpt-<step>. Required, except when judging judge_jobs (default: the first judged job's model).
+             */
+            model?: string | null;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "predict" | "benchmark" | "judge";
+            /**
+             * Datasets
+             * @description Project dataset names (name or name@version).
+             */
+            datasets?: string[] | null;
+            /**
+             * Max Samples
+             * @description Rows per dataset at most.
+             */
+            max_samples?: number | null;
+            /**
+             * Metrics
+             * @description Prediction metrics (see the catalog).
+             */
+            metrics?: string[] | null;
+            /**
+             * Task
+             * @description Benchmark and split, '<benchmark>_<split>' (mmlu_test).
+             */
+            task?: string | null;
+            /** Lang */
+            lang?: ("en" | "zh") | null;
+            /**
+             * N Shot
+             * @description Solved examples before each question (default 5).
+             */
+            n_shot?: number | null;
+            judge?: components["schemas"]["JudgeSettings"] | null;
+            /**
+             * Judge Jobs
+             * @description Eval jobs whose predictions are judged (pairwise: two, A then B).
+             */
+            judge_jobs?: string[] | null;
+            generation?: components["schemas"]["GenerationSettings"] | null;
+            /**
+             * Infer Backend
+             * @description huggingface or vllm (when installed).
+             */
+            infer_backend?: string | null;
+            /**
+             * Gpus
+             * @description GPUs to hold; default 1 (0 without GPUs).
+             */
+            gpus?: number | null;
+        };
+        /** EvaluationRun */
+        EvaluationRun: {
+            job: components["schemas"]["JobSummary"];
+            /**
+             * Model
+             * @description The served model id evaluated.
+             */
+            model: string | null;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "predict" | "benchmark" | "judge";
+            /** Results */
+            results: components["schemas"]["EvalResultPublic"][];
+            /**
+             * Request
+             * @description What the job was created with (EvaluationCreate's fields: datasets, task, judge, judge_jobs, generation, ...); for eval jobs from POST /api/jobs only model and kind.
+             */
+            request?: {
+                [key: string]: unknown;
+            };
+        };
+        /** EvaluationRunPage */
+        EvaluationRunPage: {
+            /** Items */
+            items: components["schemas"]["EvaluationRun"][];
+            /**
+             * Next Cursor
+             * @description Pass as ``cursor`` for the next page; null on the last page.
+             */
+            next_cursor: string | null;
+        };
+        /**
+         * EvaluationSection
+         * @description What an eval job measures. ``seed`` is the training section's (LF shares one key).
+         */
+        EvaluationSection: {
+            /**
+             * Task
+             * @description Benchmark and split, '<folder>_<split>' (mmlu_test, cmmlu_test, ceval_validation): a folder of task_dir in LLaMA-Factory's evaluation layout.
+             */
+            task?: string | null;
+            /**
+             * Task Dir
+             * @description Folder holding the benchmark folders.
+             * @default evaluation
+             */
+            task_dir: string;
+            /**
+             * Batch Size
+             * @description Benchmark questions scored per forward pass.
+             * @default 4
+             */
+            batch_size: number;
+            /**
+             * Lang
+             * @description Language of the benchmark prompt.
+             * @default en
+             * @enum {string}
+             */
+            lang: "en" | "zh";
+            /**
+             * N Shot
+             * @description Solved examples (from the dev split) before each question.
+             * @default 5
+             */
+            n_shot: number;
+            /**
+             * Save Dir
+             * @description Where benchmark results go (default: output_dir).
+             */
+            save_dir?: string | null;
+            /**
+             * Download Mode
+             * @default reuse_dataset_if_exists
+             * @enum {string}
+             */
+            download_mode: "reuse_dataset_if_exists" | "reuse_cache_if_exists" | "force_redownload";
+            /**
+             * Eval Metrics
+             * @description Metrics of a prediction run: bleu, rouge, exact_match, length (comma-separated or a list).
+             */
+            eval_metrics?: string[];
+            /**
+             * Judge Model
+             * @description Judge model id on judge_base_url; set to judge.
+             */
+            judge_model?: string | null;
+            /**
+             * Judge Base Url
+             * @description OpenAI-compatible base URL (…/v1) of the judge.
+             */
+            judge_base_url?: string | null;
+            /**
+             * Judge Api Key Env
+             * @description Name of the environment variable holding the judge's API key (the key never enters the spec).
+             */
+            judge_api_key_env?: string | null;
+            /**
+             * Judge Rubric
+             * @description What the judge scores (default: a helpfulness and correctness rubric); {prompt}, {label}, {prediction} are filled in.
+             */
+            judge_rubric?: string | null;
+            /**
+             * Judge Mode
+             * @description single: a 1-10 score per answer; pairwise: A vs B on the same prompts.
+             * @default single
+             * @enum {string}
+             */
+            judge_mode: "single" | "pairwise";
+            /**
+             * Judge Predictions
+             * @description generated_predictions.jsonl files to judge instead of generating (pairwise: two, A then B).
+             */
+            judge_predictions?: string[] | null;
+            /**
+             * Judge Max Concurrency
+             * @description Judge requests in flight at once.
+             * @default 8
+             */
+            judge_max_concurrency: number;
         };
         /** EventPage */
         EventPage: {
@@ -1659,6 +2184,26 @@ export interface components {
              */
             skip_special_tokens: boolean;
         };
+        /**
+         * GenerationSettings
+         * @description Decoding of a prediction run (unset: the spec's defaults).
+         */
+        GenerationSettings: {
+            /** Temperature */
+            temperature?: number | null;
+            /** Top P */
+            top_p?: number | null;
+            /** Top K */
+            top_k?: number | null;
+            /** Max New Tokens */
+            max_new_tokens?: number | null;
+            /** Do Sample */
+            do_sample?: boolean | null;
+            /** Num Beams */
+            num_beams?: number | null;
+            /** Repetition Penalty */
+            repetition_penalty?: number | null;
+        };
         /** GpuPublic */
         GpuPublic: {
             /** Index */
@@ -1749,6 +2294,16 @@ export interface components {
             started_at: string | null;
             /** Finished At */
             finished_at: string | null;
+            /**
+             * Best Checkpoint Step
+             * @description Training: the best checkpoint by metric_for_best_model.
+             */
+            best_checkpoint_step: number | null;
+            /**
+             * Stopped Early
+             * @description Training: early stopping (early_stopping_steps) ended the run.
+             */
+            stopped_early: boolean;
             /** Spec */
             spec: {
                 [key: string]: unknown;
@@ -1776,6 +2331,7 @@ export interface components {
             method?: components["schemas"]["MethodSection"];
             training?: components["schemas"]["TrainingSection"];
             generation?: components["schemas"]["GenerationSection"];
+            evaluation?: components["schemas"]["EvaluationSection"];
         };
         /**
          * JobStatus
@@ -1832,6 +2388,49 @@ export interface components {
             started_at: string | null;
             /** Finished At */
             finished_at: string | null;
+            /**
+             * Best Checkpoint Step
+             * @description Training: the best checkpoint by metric_for_best_model.
+             */
+            best_checkpoint_step: number | null;
+            /**
+             * Stopped Early
+             * @description Training: early stopping (early_stopping_steps) ended the run.
+             */
+            stopped_early: boolean;
+        };
+        /**
+         * JudgeSettings
+         * @description The judge: a model on an OpenAI-compatible endpoint (Tunery's own ``/v1`` included).
+         */
+        JudgeSettings: {
+            /**
+             * Model
+             * @description The judge's model id on base_url.
+             */
+            model: string;
+            /**
+             * Base Url
+             * @description The endpoint's base URL, e.g. http://host/v1.
+             */
+            base_url: string;
+            /**
+             * Api Key Env
+             * @description Name of the environment variable of the workers that holds the judge's API key (the key itself is never sent or stored).
+             */
+            api_key_env?: string | null;
+            /**
+             * Rubric
+             * @description What the judge scores; {prompt}, {label}, {prediction} are filled in.
+             */
+            rubric?: string | null;
+            /**
+             * Mode
+             * @description single: a 1-10 score per answer; pairwise: A vs B.
+             * @default single
+             * @enum {string}
+             */
+            mode: "single" | "pairwise";
         };
         /** LogLinePublic */
         LogLinePublic: {
@@ -2126,6 +2725,7 @@ export interface components {
             plot_loss: boolean;
             /**
              * Include Effective Tokens Per Second
+             * @description Add LLaMA-Factory's effective_tokens_per_sec to the train metrics: the training rows' real (unpadded) tokens x epochs trained / train runtime. Not for ppo/grpo.
              * @default false
              */
             include_effective_tokens_per_second: boolean;
@@ -2159,8 +2759,27 @@ export interface components {
              * @default false
              */
             use_muon: boolean;
-            /** Early Stopping Steps */
+            /**
+             * Early Stopping Steps
+             * @description Stop training after this many evaluations in a row without improvement of metric_for_best_model (default eval loss); needs an eval split and eval_strategy steps or epoch. Not for ppo/grpo.
+             */
             early_stopping_steps?: number | null;
+        };
+        /** MetricInfoPublic */
+        MetricInfoPublic: {
+            /** Name */
+            name: string;
+            /** Title */
+            title: string;
+            /**
+             * Higher Is Better
+             * @description Which way is better; null: neither (a length).
+             */
+            higher_is_better: boolean | null;
+            /** Unit */
+            unit: string;
+            /** Summary */
+            summary: string;
         };
         /** MetricPage */
         MetricPage: {
@@ -2306,6 +2925,7 @@ export interface components {
             train_from_scratch: boolean;
             /**
              * Low Cpu Mem Usage
+             * @description Weights load straight into an empty model (transformers 5 always does; false is refused).
              * @default true
              */
             low_cpu_mem_usage: boolean;
@@ -2328,7 +2948,10 @@ export interface components {
             shift_attn: boolean;
             /** Mixture Of Depths */
             mixture_of_depths?: ("convert" | "load") | null;
-            /** Moe Aux Loss Coef */
+            /**
+             * Moe Aux Loss Coef
+             * @description Mixture-of-experts models: weight of the router's load-balancing loss added to the loss.
+             */
             moe_aux_loss_coef?: number | null;
             /**
              * Quantization Method
@@ -2370,14 +2993,24 @@ export interface components {
             use_cache: boolean;
             /**
              * Offload Folder
+             * @description Device-map offloading only; Tunery loads the model on one device.
              * @default offload
              */
             offload_folder: string;
-            /** Hf Hub Token */
+            /**
+             * Hf Hub Token
+             * @description Hugging Face Hub token for private/gated models and datasets.
+             */
             hf_hub_token?: string | null;
-            /** Ms Hub Token */
+            /**
+             * Ms Hub Token
+             * @description ModelScope token for its datasets.
+             */
             ms_hub_token?: string | null;
-            /** Om Hub Token */
+            /**
+             * Om Hub Token
+             * @description Modelers token for its datasets.
+             */
             om_hub_token?: string | null;
             /**
              * Print Param Status
@@ -2805,6 +3438,7 @@ export interface components {
             do_eval: boolean;
             /**
              * Do Predict
+             * @description Generate an answer for every eval_dataset row after training (or instead of it when do_train is false): generated_predictions.jsonl and predict_results.json (BLEU-4, ROUGE) in output_dir.
              * @default false
              */
             do_predict: boolean;
@@ -3004,10 +3638,14 @@ export interface components {
             greater_is_better?: boolean | null;
             /**
              * Predict With Generate
+             * @description Must be true with do_predict (as in LLaMA-Factory): predictions are generated.
              * @default false
              */
             predict_with_generate: boolean;
-            /** Generation Max Length */
+            /**
+             * Generation Max Length
+             * @description Not used (refused): max_new_tokens limits answers, as in LLaMA-Factory.
+             */
             generation_max_length?: number | null;
             /**
              * Torch Compile
@@ -3094,6 +3732,8 @@ export interface operations {
                 /** @description Project id or slug; default: all your projects. */
                 project_id?: string | null;
                 status?: components["schemas"]["JobStatus"][] | null;
+                /** @description Only jobs of these kinds (train, eval). */
+                kind?: components["schemas"]["JobKind"][] | null;
                 experiment_id?: string | null;
                 /** @description Registered model id or name. */
                 model?: string | null;
@@ -3784,6 +4424,275 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_evaluations_api_projects__project_id__evaluations_get: {
+        parameters: {
+            query?: {
+                status?: components["schemas"]["JobStatus"][] | null;
+                experiment_id?: string | null;
+                cursor?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationRunPage"];
+                };
+            };
+            /** @description Not found, or in a project you are not a member of. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid: ``errors`` or ``param`` name the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_evaluation_route_api_projects__project_id__evaluations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvaluationCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobPublic"];
+                };
+            };
+            /** @description Your role in the project does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or in a project you are not a member of. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid: ``errors`` or ``param`` name the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    job_eval_results_api_jobs__job_id__eval_results_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalResultPublic"][];
+                };
+            };
+            /** @description Not found, or in a project you are not a member of. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    job_eval_samples_api_jobs__job_id__eval_samples_get: {
+        parameters: {
+            query?: {
+                /** @description The result's name; default: the job's only one. */
+                result?: string | null;
+                /** @description index, or worst / best first by the metric. */
+                sort?: "index" | "worst" | "best";
+                /** @description Default: the first catalog metric the rows score. */
+                metric?: string | null;
+                /** @description Text in the prompt, label or answers. */
+                q?: string | null;
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalSamplePage"];
+                };
+            };
+            /** @description Not found, or in a project you are not a member of. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid: ``errors`` or ``param`` name the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    evaluation_diff_api_evaluations_diff_get: {
+        parameters: {
+            query: {
+                /** @description The eval job compared against. */
+                a: string;
+                /** @description The eval job compared. */
+                b: string;
+                /** @description The result both jobs have; default: their only one. */
+                result?: string | null;
+                /** @description Default: the first catalog metric the rows score. */
+                metric?: string | null;
+                /** @description Only samples whose answers differ. */
+                changed_only?: boolean;
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalDiffPage"];
+                };
+            };
+            /** @description Not found, or in a project you are not a member of. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid: ``errors`` or ``param`` name the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    evaluation_catalog_api_evaluations_catalog_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationCatalog"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

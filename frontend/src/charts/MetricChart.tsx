@@ -92,7 +92,7 @@ export function MetricChart({ title, series, smoothing = 0, height = 220, width,
     </LineChart>
   );
   return (
-    <Paper withBorder p="sm" radius="md" data-testid={testId} data-series={visible.map((item) => item.key).join(',')} data-points={rows.length} data-last-step={rows.length ? rows[rows.length - 1].step : 0}>
+    <Paper withBorder p="sm" radius="md" data-testid={testId} data-series={visible.map((item) => item.key).join(',')} data-names={visible.map((item) => item.name).join('|')} data-points={rows.length} data-last-step={rows.length ? rows[rows.length - 1].step : 0}>
       <Text size="sm" fw={600} mb={4}>
         {title}
       </Text>

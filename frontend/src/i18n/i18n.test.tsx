@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { LanguageSwitch } from '../components/Layout';
 import openapi from '../../openapi.json';
 import { STAGES } from '../test/stages';
+import { EVAL_CATALOG } from '../test/evaluation';
+import { METRIC_TEXT_ZH, metricText } from './evalText';
 import { en } from './en';
 import i18n from './index';
 import { STAGE_TEXT_ZH, stageText } from './stageText';
@@ -38,6 +40,16 @@ describe('i18n', () => {
     expect(stageText(dpo, 'zh').data_help).toMatch(/偏好对/);
     // a stage without a translation yet shows the catalog's text
     expect(stageText({ ...dpo, name: 'new' }, 'zh').title).toBe(dpo.title);
+  });
+
+  it("has a Chinese text for every evaluation metric, and the catalog's own English", () => {
+    // the test catalog is a copy of tunery.spec.eval_metrics.METRICS
+    const names = EVAL_CATALOG.metrics.map((metric) => metric.name);
+    expect(Object.keys(METRIC_TEXT_ZH).sort()).toEqual([...names].sort());
+    const bleu = EVAL_CATALOG.metrics[0];
+    expect(metricText(bleu, 'en')).toEqual({ title: bleu.title, summary: bleu.summary });
+    expect(metricText({ ...bleu, name: 'new' }, 'zh').title).toBe(bleu.title);
+    expect(metricText(EVAL_CATALOG.metrics.find((metric) => metric.name === 'exact_match')!, 'zh').title).toBe('完全匹配');
   });
 
   it('switches language and remembers the choice', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { metricPoints } from './series';
-import { groupOf, metricGroups, metricKeys } from './metricGroups';
+import { groupOf, metricGroups, metricKeys, splitEvalKey } from './metricGroups';
 
 describe('metric groups', () => {
   it('groups by prefix, keeps eval metrics with their twin, the loss first and training dynamics last', () => {
@@ -30,5 +30,22 @@ describe('metric groups', () => {
     ]);
     expect(points).toEqual([{ step: 1, loss: 2, lr: 1e-4, 'rewards/margins': 0.5, kl: 0.1, eval_loss: 1.9 }]);
     expect(metricKeys(points)).toEqual(['loss', 'lr', 'rewards/margins', 'kl', 'eval_loss']);
+  });
+});
+
+describe('metrics of several eval sets', () => {
+  it('puts eval_<set>_<metric> with its metric, the set named', () => {
+    const sets = ['identity', 'alpaca_en_demo'];
+    expect(splitEvalKey('eval_alpaca_en_demo_loss', sets)).toEqual({ metric: 'loss', dataset: 'alpaca_en_demo' });
+    expect(splitEvalKey('eval_identity_runtime', sets)).toEqual({ metric: 'runtime', dataset: 'identity' });
+    expect(splitEvalKey('eval_identity_rewards/chosen', sets)).toEqual({ metric: 'rewards/chosen', dataset: 'identity' });
+    expect(splitEvalKey('eval_loss', sets)).toEqual({ metric: 'loss' });
+    // a set's loss is recognised without the names too
+    expect(splitEvalKey('eval_other_set_loss')).toEqual({ metric: 'loss', dataset: 'other_set' });
+    expect(metricGroups(['loss', 'eval_identity_loss', 'eval_alpaca_en_demo_loss', 'eval_identity_runtime', 'eval_alpaca_en_demo_accuracy', 'accuracy'], sets)).toEqual([
+      { id: 'loss', keys: ['loss', 'eval_identity_loss', 'eval_alpaca_en_demo_loss'] },
+      { id: 'accuracy', keys: ['accuracy', 'eval_alpaca_en_demo_accuracy'] },
+      { id: 'speed', keys: ['eval_identity_runtime'] },
+    ]);
   });
 });

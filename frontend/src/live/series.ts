@@ -73,6 +73,29 @@ export function latestProgress(events: JobEvent[]): Progress | null {
   return null;
 }
 
+/** The newest best_checkpoint event: the best checkpoint so far (step, metric, value). */
+export function bestCheckpoint(events: JobEvent[]): { step: number; metric: string; value: number | undefined } | null {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const event = events[i];
+    const step = numberOr(event.step);
+    if (event.type === 'best_checkpoint' && step !== undefined) return { step, metric: String(event.metric ?? ''), value: numberOr(event.value) };
+  }
+  return null;
+}
+
+/** Whether the run's finished event says early stopping ended training. */
+export function stoppedEarly(events: JobEvent[]): boolean {
+  return events.some((event) => event.type === 'finished' && event.stopped_early === true);
+}
+
+function figures(metrics: unknown): string {
+  if (typeof metrics !== 'object' || metrics === null) return '';
+  return Object.entries(metrics as Record<string, unknown>)
+    .filter(([, value]) => typeof value === 'number')
+    .map(([key, value]) => `${key}=${Number((value as number).toPrecision(4))}`)
+    .join(' ');
+}
+
 /** Human-readable lines for the events that carry text (logs, status changes, checkpoints, the end). */
 export function eventLines(events: JobEvent[]): string[] {
   const lines: string[] = [];
@@ -82,7 +105,11 @@ export function eventLines(events: JobEvent[]): string[] {
     else if (event.type === 'status') lines.push(`${time} status: ${String(event.status)}${event.message ? ` (${String(event.message)})` : ''}`);
     else if (event.type === 'started') lines.push(`${time} started: ${String(event.total_steps)} steps on ${String(event.device)}`);
     else if (event.type === 'checkpoint') lines.push(`${time} checkpoint at step ${String(event.step)}`);
-    else if (event.type === 'finished') lines.push(`${time} finished: ${String(event.outcome)} at step ${String(event.step)}`);
+    else if (event.type === 'best_checkpoint') lines.push(`${time} best checkpoint: step ${String(event.step)} (${String(event.metric)} ${String(event.value)})`);
+    else if (event.type === 'eval_result') lines.push(`${time} ${String(event.kind)} result ${String(event.name)}: ${figures(event.metrics)}`);
+    else if (event.type === 'finished') {
+      lines.push(`${time} finished: ${String(event.outcome)} at step ${String(event.step)}${event.stopped_early ? ' (stopped early)' : ''}`);
+    }
     else if (event.type === 'failed') lines.push(`${time} failed (${String(event.code)}): ${String(event.message)}`);
   }
   return lines;

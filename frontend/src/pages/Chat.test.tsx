@@ -62,4 +62,25 @@ describe('chat', () => {
       ],
     });
   });
+
+  it('notes a finished answer without text instead of a blank bubble; the temperature goes to 0', async () => {
+    const requests = installFakeApi({
+      ...BASE,
+      'GET /v1/models': () => ({ object: 'list', data: [{ id: 'tiny' }] }),
+      'POST /v1/chat/completions': () => sse([]),
+    });
+    const user = userEvent.setup({ delay: null });
+    renderPage(<Chat />);
+    await waitFor(() => expect(screen.getByTestId('chat-model')).toBeEnabled());
+    await user.click(screen.getByTestId('chat-model'));
+    await user.click(await screen.findByRole('option', { name: 'tiny' }));
+    // the thumb takes the keyboard (what the end-to-end test does for a deterministic answer)
+    const thumb = within(screen.getByTestId('chat-temperature')).getByRole('slider', { name: 'Temperature' });
+    thumb.focus();
+    await user.keyboard('{Home}');
+    expect(thumb).toHaveAttribute('aria-valuenow', '0');
+    await user.type(screen.getByTestId('chat-input'), 'Hi{Enter}');
+    expect(await screen.findByTestId('chat-empty-answer')).toHaveTextContent('(no text: the model stopped at once)');
+    expect(requests.find((r) => r.path === '/v1/chat/completions')!.body).toMatchObject({ temperature: 0 });
+  });
 });

@@ -38,7 +38,16 @@ function Transcript({ pane, busy }: { pane: Pane; busy: boolean }) {
                 whiteSpace: 'pre-wrap',
               }}
             >
-              <Text size="sm">{message.content || (busy && index === pane.messages.length - 1 ? '…' : '')}</Text>
+              {message.content || message.role !== 'assistant' ? (
+                <Text size="sm">{message.content}</Text>
+              ) : busy && index === pane.messages.length - 1 ? (
+                <Text size="sm">…</Text>
+              ) : pane.error && index === pane.messages.length - 1 ? null : (
+                // a finished answer without text: the model emitted its end token first
+                <Text size="sm" c="dimmed" fs="italic" data-testid="chat-empty-answer">
+                  {t('chat.emptyAnswer')}
+                </Text>
+              )}
             </Box>
           ))}
           {pane.error && <Alert color="red">{pane.error}</Alert>}
@@ -125,7 +134,7 @@ export function Chat() {
               <Textarea label={t('chat.system')} value={system} onChange={(e) => setSystem(e.currentTarget.value)} autosize minRows={2} disabled={!available} />
               <Stack gap={2}>
                 <Text size="sm">{t('chat.temperature', { value: temperature.toFixed(2) })}</Text>
-                <Slider min={0} max={2} step={0.05} value={temperature} onChange={setTemperature} disabled={!available} />
+                <Slider min={0} max={2} step={0.05} value={temperature} onChange={setTemperature} disabled={!available} thumbLabel={t('chat.temperatureLabel')} data-testid="chat-temperature" />
               </Stack>
               <Stack gap={2}>
                 <Text size="sm">{t('chat.topP', { value: topP.toFixed(2) })}</Text>

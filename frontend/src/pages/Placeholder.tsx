@@ -4,7 +4,7 @@ import { IconClock } from '@tabler/icons-react';
 import { useTranslation } from 'react-i18next';
 import { Page } from '../components/Page';
 
-export function Coming({ screen }: { screen: 'evaluate' | 'export' }) {
+export function Coming({ screen }: { screen: 'export' }) {
   const { t } = useTranslation();
   const items = t(`coming.${screen}Items`, { returnObjects: true }) as string[];
   return (

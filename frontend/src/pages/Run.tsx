@@ -1,23 +1,22 @@
 // One run: status, progress and ETA, live charts over the websocket, log tail, checkpoints, artifacts, spec;
 // cancel / resume / retry. Reopening the page replays every event (the stream starts at ?after=0).
-import { Alert, Badge, Button, Code, Group, Paper, ScrollArea, SegmentedControl, SimpleGrid, Slider, Stack, Table, Tabs, Text } from '@mantine/core';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { IconDownload } from '@tabler/icons-react';
+// An eval job is a job too: the same live progress, with its results (figures, samples) instead of charts.
+import { Alert, Badge, Button, Group, Paper, SimpleGrid, Slider, Stack, Tabs, Text, Tooltip } from '@mantine/core';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
+import { IconTestPipe } from '@tabler/icons-react';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { useNavigate, useParams } from 'react-router';
+import { Link, useNavigate, useParams } from 'react-router';
 import { api, call } from '../api/client';
 import { useJob } from '../api/queries';
 import { MetricChart } from '../charts/MetricChart';
 import { JobProgress, progressOf } from '../components/JobProgress';
-import { ErrorAlert, formatBytes, formatTime, Page, StatusBadge, TERMINAL } from '../components/Page';
-import { metricGroups, metricKeys } from '../live/metricGroups';
-import { eventLines, latestProgress, type MetricPoint, metricPoints } from '../live/series';
+import { ErrorAlert, formatTime, Page, StatusBadge, TERMINAL } from '../components/Page';
+import { EvalResults } from '../evaluate/EvalResults';
+import { metricGroups, metricKeys, splitEvalKey } from '../live/metricGroups';
+import { bestCheckpoint, eventLines, latestProgress, type MetricPoint, metricPoints, stoppedEarly } from '../live/series';
 import { useJobStream } from '../live/useJobStream';
-import { useLogTail } from '../live/useLogTail';
-import { flattenSpec } from '../spec/flatten';
-import { specToYaml } from '../spec/form';
-import { downloadFile } from '../utils/download';
+import { Artifacts, Checkpoints, LogTail, SpecView } from './RunParts';
 
 /** series names of the metrics every stage reports; any other metric is named by its key */
 const METRIC_NAMES: Record<string, string> = {
@@ -27,10 +26,23 @@ const METRIC_NAMES: Record<string, string> = {
   grad_norm: 'run.chartGradNorm',
 };
 
-function Charts({ points, smoothing }: { points: MetricPoint[]; smoothing: number }) {
+/** The eval sets of a job's spec (eval_dataset, versions pinned with @N left out): per-set metric names. */
+export function evalSets(spec: Record<string, unknown> | undefined): string[] {
+  const data = (spec?.data ?? {}) as { eval_dataset?: unknown };
+  const names = Array.isArray(data.eval_dataset) ? data.eval_dataset : typeof data.eval_dataset === 'string' ? data.eval_dataset.split(',') : [];
+  return names.map((name) => String(name).trim().replace(/@\d+$/, '')).filter(Boolean);
+}
+
+function Charts({ points, smoothing, sets }: { points: MetricPoint[]; smoothing: number; sets: string[] }) {
   const { t } = useTranslation();
   // the loss chart is there from the start (empty until the first point)
-  const groups = useMemo(() => metricGroups(['loss', ...metricKeys(points)]), [points]);
+  const groups = useMemo(() => metricGroups(['loss', ...metricKeys(points)], sets), [points, sets]);
+  const seriesName = (key: string) => {
+    if (METRIC_NAMES[key]) return t(METRIC_NAMES[key]);
+    const { metric, dataset } = splitEvalKey(key, sets);
+    if (!dataset) return key;
+    return metric === 'loss' ? t('run.chartEvalLossOf', { name: dataset }) : `eval_${metric} · ${dataset}`;
+  };
   return (
     <SimpleGrid cols={{ base: 1, md: 2 }}>
       {groups.map((group) => (
@@ -41,7 +53,7 @@ function Charts({ points, smoothing }: { points: MetricPoint[]; smoothing: numbe
           smoothing={smoothing}
           series={group.keys.map((key) => ({
             key,
-            name: METRIC_NAMES[key] ? t(METRIC_NAMES[key]) : key,
+            name: seriesName(key),
             points: points.map((p) => ({ step: p.step, value: p[key] })),
             // sparse eval points and the scheduled learning rate are drawn as they are
             smoothing: key.startsWith('eval_') || key === 'lr' ? 0 : undefined,
@@ -50,132 +62,6 @@ function Charts({ points, smoothing }: { points: MetricPoint[]; smoothing: numbe
         />
       ))}
     </SimpleGrid>
-  );
-}
-
-function LogTail({ jobId, lines, active }: { jobId: string; lines: string[]; active: boolean }) {
-  const { t } = useTranslation();
-  const [source, setSource] = useState<'events' | 'output'>('events');
-  const output = useLogTail(jobId, active);
-  const shown = source === 'events' ? lines.slice(-500) : output.lines.map((l) => l.line);
-  const viewport = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    viewport.current?.scrollTo({ top: viewport.current.scrollHeight });
-  }, [shown.length]);
-  return (
-    <Stack gap="xs">
-      <SegmentedControl
-        size="xs"
-        w="fit-content"
-        data={[
-          { value: 'events', label: t('run.logEvents') },
-          { value: 'output', label: t('run.logOutput') },
-        ]}
-        value={source}
-        onChange={(value) => setSource(value as 'events' | 'output')}
-      />
-      <ErrorAlert error={source === 'output' ? output.error : null} />
-      <ScrollArea h={320} viewportRef={viewport} type="auto">
-        <Code block data-testid="log-tail" style={{ fontSize: 11, minHeight: 300 }}>
-          {shown.length ? shown.join('\n') : t('run.noLogs')}
-        </Code>
-      </ScrollArea>
-    </Stack>
-  );
-}
-
-function Checkpoints({ jobId, version }: { jobId: string; version: number }) {
-  const { t } = useTranslation();
-  const checkpoints = useQuery({
-    queryKey: ['checkpoints', jobId, version],
-    queryFn: () => call(api.GET('/api/jobs/{job_id}/checkpoints', { params: { path: { job_id: jobId } } })),
-  });
-  if (checkpoints.error) return <ErrorAlert error={checkpoints.error} />;
-  if (!checkpoints.data?.length) return <Text c="dimmed">{t('run.noCheckpoints')}</Text>;
-  return (
-    <Table.ScrollContainer minWidth={480}>
-      <Table data-testid="checkpoints">
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>{t('run.step')}</Table.Th>
-            <Table.Th>{t('run.path')}</Table.Th>
-            <Table.Th>{t('run.created')}</Table.Th>
-          </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {checkpoints.data.map((c) => (
-            <Table.Tr key={c.id}>
-              <Table.Td>{c.step}</Table.Td>
-              <Table.Td>
-                <Code>{c.path}</Code>
-              </Table.Td>
-              <Table.Td>{formatTime(c.created_at)}</Table.Td>
-            </Table.Tr>
-          ))}
-        </Table.Tbody>
-      </Table>
-    </Table.ScrollContainer>
-  );
-}
-
-function Artifacts({ jobId, version }: { jobId: string; version: string }) {
-  const { t } = useTranslation();
-  const [error, setError] = useState<unknown>(null);
-  const artifacts = useQuery({
-    queryKey: ['artifacts', jobId, version],
-    queryFn: () => call(api.GET('/api/jobs/{job_id}/artifacts', { params: { path: { job_id: jobId } } })),
-  });
-  if (artifacts.error) return <ErrorAlert error={artifacts.error} />;
-  if (!artifacts.data?.length) return <Text c="dimmed">{t('run.noArtifacts')}</Text>;
-  return (
-    <Stack>
-      <ErrorAlert error={error} />
-      <Table.ScrollContainer minWidth={480}>
-        <Table data-testid="artifacts">
-          <Table.Tbody>
-            {artifacts.data.map((a) => (
-              <Table.Tr key={a.id}>
-                <Table.Td>
-                  {a.name} <Badge size="xs" variant="outline">{a.kind}</Badge>
-                </Table.Td>
-                <Table.Td>{formatBytes(a.size_bytes)}</Table.Td>
-                <Table.Td>
-                  <Button
-                    size="compact-xs"
-                    variant="subtle"
-                    leftSection={<IconDownload size={14} />}
-                    onClick={() => downloadFile(`/api/jobs/${jobId}/artifacts/${encodeURIComponent(a.name)}`, a.name).catch(setError)}
-                  >
-                    {t('run.download')}
-                  </Button>
-                </Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      </Table.ScrollContainer>
-    </Stack>
-  );
-}
-
-function SpecView({ jobId }: { jobId: string }) {
-  const { t } = useTranslation();
-  const spec = useQuery({
-    queryKey: ['spec', jobId],
-    queryFn: () => call(api.GET('/api/jobs/{job_id}/spec', { params: { path: { job_id: jobId } } })),
-    staleTime: Infinity,
-  });
-  if (spec.error) return <ErrorAlert error={spec.error} />;
-  if (!spec.data) return <Text c="dimmed">{t('common.loading')}</Text>;
-  return (
-    <Stack gap="xs">
-      <Text size="xs" c="dimmed">
-        {t('run.specHint')}
-      </Text>
-      <Code block data-testid="run-spec">
-        {specToYaml(flattenSpec(spec.data))}
-      </Code>
-    </Stack>
   );
 }
 
@@ -193,7 +79,9 @@ export function Run() {
   const points = useMemo(() => metricPoints(stream.events), [stream.events]);
   const lines = useMemo(() => eventLines(stream.events), [stream.events]);
   const progress = latestProgress(stream.events);
-  const checkpointCount = stream.events.filter((e) => e.type === 'checkpoint').length;
+  const checkpointCount = stream.events.filter((e) => e.type === 'checkpoint' || e.type === 'best_checkpoint').length;
+  const resultCount = stream.events.filter((e) => e.type === 'eval_result').length;
+  const [tab, setTab] = useState<string | null>(null);
 
   // status-changing events refresh the job row (status, attempt, error)
   const seen = useRef(0);
@@ -226,6 +114,11 @@ export function Run() {
   });
 
   const data = job.data;
+  const isEval = data?.kind === 'eval';
+  const sets = useMemo(() => evalSets(data?.spec), [data?.spec]);
+  // the best checkpoint and early stopping: from the job once it is stored, live from the events before
+  const bestStep = data?.best_checkpoint_step ?? bestCheckpoint(stream.events)?.step ?? null;
+  const early = Boolean(data?.stopped_early) || stoppedEarly(stream.events);
   const progressValues = progress
     ? { step: progress.step, totalSteps: progress.totalSteps, etaSeconds: progress.etaSeconds, elapsedSeconds: progress.elapsedSeconds }
     : progressOf(data?.progress);
@@ -235,6 +128,11 @@ export function Run() {
         <Group gap="sm" component="span">
           <span data-testid="run-title">{data?.name || jobId.slice(0, 8)}</span>
           {data && <StatusBadge status={data.status} />}
+          {isEval && (
+            <Badge variant="outline" leftSection={<IconTestPipe size={12} />} data-testid="run-kind-eval">
+              {t('run.evaluation')}
+            </Badge>
+          )}
         </Group>
       }
       actions={
@@ -248,6 +146,11 @@ export function Run() {
             {(status === 'failed' || status === 'cancelled') && (
               <Button variant="light" onClick={() => act.mutate('resume')} loading={act.isPending && act.variables === 'resume'} data-testid="run-resume">
                 {t('run.resume')}
+              </Button>
+            )}
+            {!isEval && data.status === 'succeeded' && (
+              <Button variant="default" component={Link} to={`/evaluate/new?job=${jobId}`} leftSection={<IconTestPipe size={16} />} data-testid="run-evaluate">
+                {t('run.evaluate')}
               </Button>
             )}
             {!active && (
@@ -282,6 +185,18 @@ export function Run() {
               </Text>
               {data.started_at && <Text size="xs" c="dimmed">{t('run.startedAt', { time: formatTime(data.started_at) })}</Text>}
               {data.finished_at && <Text size="xs" c="dimmed">{t('run.finishedAt', { time: formatTime(data.finished_at) })}</Text>}
+              {bestStep !== null && (
+                <Badge size="sm" color="green" variant="light" data-testid="run-best-checkpoint" data-step={bestStep}>
+                  {t('run.bestCheckpoint', { step: bestStep })}
+                </Badge>
+              )}
+              {early && (
+                <Tooltip label={t('run.stoppedEarlyHint')} multiline w={300}>
+                  <Badge size="sm" color="orange" variant="light" data-testid="run-stopped-early">
+                    {t('run.stoppedEarly')}
+                  </Badge>
+                </Tooltip>
+              )}
               <Text size="xs" c="dimmed" data-testid="stream-state" data-state={stream.state} data-seq={stream.lastSeq}>
                 {t(`stream.${stream.state}`)} · seq {stream.lastSeq}
               </Text>
@@ -289,32 +204,41 @@ export function Run() {
           </Stack>
         </Paper>
       )}
-      <Tabs defaultValue="charts" keepMounted={false}>
+      <Tabs value={tab ?? (isEval ? 'results' : 'charts')} onChange={setTab} keepMounted={false}>
         <Tabs.List>
-          <Tabs.Tab value="charts">{t('run.charts')}</Tabs.Tab>
+          {isEval ? (
+            <Tabs.Tab value="results" data-testid="tab-results">
+              {t('run.results')}
+            </Tabs.Tab>
+          ) : (
+            <Tabs.Tab value="charts">{t('run.charts')}</Tabs.Tab>
+          )}
           <Tabs.Tab value="logs" data-testid="tab-logs">
             {t('run.logs')}
           </Tabs.Tab>
-          <Tabs.Tab value="checkpoints">{t('run.checkpoints')}</Tabs.Tab>
+          {!isEval && <Tabs.Tab value="checkpoints">{t('run.checkpoints')}</Tabs.Tab>}
           <Tabs.Tab value="artifacts">{t('run.artifacts')}</Tabs.Tab>
           <Tabs.Tab value="spec" data-testid="tab-spec">
             {t('run.spec')}
           </Tabs.Tab>
         </Tabs.List>
+        <Tabs.Panel value="results" pt="sm">
+          <EvalResults jobId={jobId} version={`${resultCount}-${status}`} />
+        </Tabs.Panel>
         <Tabs.Panel value="charts" pt="sm">
           <Stack>
             <Group gap="sm" maw={360}>
               <Text size="sm">{t('run.smoothing')}</Text>
               <Slider flex={1} min={0} max={0.99} step={0.01} value={smoothing} onChange={setSmoothing} label={(v) => v.toFixed(2)} />
             </Group>
-            <Charts points={points} smoothing={smoothing} />
+            <Charts points={points} smoothing={smoothing} sets={sets} />
           </Stack>
         </Tabs.Panel>
         <Tabs.Panel value="logs" pt="sm">
           <LogTail jobId={jobId} lines={lines} active={active} />
         </Tabs.Panel>
         <Tabs.Panel value="checkpoints" pt="sm">
-          <Checkpoints jobId={jobId} version={checkpointCount} />
+          <Checkpoints jobId={jobId} version={checkpointCount} bestStep={bestStep} />
         </Tabs.Panel>
         <Tabs.Panel value="artifacts" pt="sm">
           <Artifacts jobId={jobId} version={status} />

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from tunery.engine.data.types import Example
+
+#: ``load_from`` (hf_hub, ms_hub, om_hub) -> the access token for that hub (the spec's ``*_hub_token`` keys).
+HubTokens = Mapping[str, str | None]
 
 
 @dataclass(frozen=True)

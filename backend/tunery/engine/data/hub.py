@@ -13,10 +13,11 @@ import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from tunery.engine.data.api import DataError
+from tunery.engine.data.api import DataError, HubTokens
 
 if TYPE_CHECKING:
     from tunery.engine.data.registry import DatasetAttr
+    from tunery.spec.model import ModelSection
 
 HUB_NAMES = {"hf_hub": "the Hugging Face Hub", "ms_hub": "the ModelScope Hub", "om_hub": "the Modelers Hub"}
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
@@ -56,8 +57,15 @@ def hub_error(attr: DatasetAttr, reason: str) -> DataError:
     )
 
 
-def load_hub_dataset(attr: DatasetAttr, cache_dir: str | None, streaming: bool) -> Any:
-    """A ``datasets`` Dataset (or IterableDataset when streaming) of a hub dataset's split."""
+def hub_tokens(model: ModelSection) -> HubTokens:
+    """The spec's access tokens by hub (``load_from`` of dataset_info.json)."""
+    return {"hf_hub": model.hf_hub_token, "ms_hub": model.ms_hub_token, "om_hub": model.om_hub_token}
+
+
+def load_hub_dataset(attr: DatasetAttr, cache_dir: str | None, streaming: bool, tokens: HubTokens | None = None) -> Any:
+    """A ``datasets`` Dataset (or IterableDataset when streaming) of a hub dataset's split; ``tokens`` are the
+    hubs' access tokens (private or gated datasets), passed as LLaMA-Factory passes them."""
+    token = (tokens or {}).get(attr.load_from)
     if attr.load_from == "hf_hub":
         if not _offline_env():
             endpoint = os.getenv("HF_ENDPOINT", "https://huggingface.co")
@@ -75,6 +83,7 @@ def load_hub_dataset(attr: DatasetAttr, cache_dir: str | None, streaming: bool) 
                 cache_dir=cache_dir,
                 revision=attr.revision,
                 streaming=streaming,
+                token=token,
             )
         except Exception as exc:
             raise hub_error(attr, f"{type(exc).__name__}: {exc}") from exc
@@ -90,6 +99,7 @@ def load_hub_dataset(attr: DatasetAttr, cache_dir: str | None, streaming: bool) 
                 data_dir=attr.folder,
                 split=attr.split,
                 cache_dir=cache_dir,
+                token=token,
                 use_streaming=streaming,
             )
             return loaded.to_hf_dataset() if isinstance(loaded, MsDataset) else loaded
@@ -106,6 +116,7 @@ def load_hub_dataset(attr: DatasetAttr, cache_dir: str | None, streaming: bool) 
             data_dir=attr.folder,
             split=attr.split,
             cache_dir=cache_dir,
+            token=token,
             streaming=streaming,
         )
     except Exception as exc:

@@ -14,7 +14,7 @@ from itertools import chain, islice
 
 import numpy as np
 
-from tunery.engine.data.api import DataError, LoadedData, ValidationReport
+from tunery.engine.data.api import DataError, HubTokens, LoadedData, ValidationReport
 from tunery.engine.data.convert import RowSink, convert_files, convert_row, converter_for
 from tunery.engine.data.fingerprint import fingerprint
 from tunery.engine.data.formats import Context, Shape, shape_for_stage
@@ -82,7 +82,9 @@ def _warn_one_label(counts: Counter[bool | None], report: ValidationReport) -> N
         )
 
 
-def _plan(data: DataSection, stage: str, report: ValidationReport, cache_dir: str | None) -> _Plan:
+def _plan(
+    data: DataSection, stage: str, report: ValidationReport, cache_dir: str | None, tokens: HubTokens | None = None
+) -> _Plan:
     shape = shape_for_stage(stage)
     if not data.dataset and not data.eval_dataset:
         raise DataError("no dataset to load: set 'dataset' to names from dataset_info.json")
@@ -98,7 +100,7 @@ def _plan(data: DataSection, stage: str, report: ValidationReport, cache_dir: st
         sources = []
         for attr in attrs:
             _check_stage(attr, shape, stage)
-            source, found = resolve_source(attr, data.dataset_dir, cache_dir, data.streaming)
+            source, found = resolve_source(attr, data.dataset_dir, cache_dir, data.streaming, tokens)
             for warning in found:
                 report.warn(warning)
             if data.streaming and attr.num_samples is not None:
@@ -108,9 +110,11 @@ def _plan(data: DataSection, stage: str, report: ValidationReport, cache_dir: st
     return _Plan(shape, groups[0], groups[1], data.media_dir or data.dataset_dir)
 
 
-def data_fingerprint(data: DataSection, stage: str, seed: int, *, cache_dir: str | None = None) -> str:
+def data_fingerprint(
+    data: DataSection, stage: str, seed: int, *, cache_dir: str | None = None, hub_tokens: HubTokens | None = None
+) -> str:
     """The fingerprint ``load_examples`` would give, without converting anything (hashes the files)."""
-    plan = _plan(data, stage, ValidationReport(), cache_dir)
+    plan = _plan(data, stage, ValidationReport(), cache_dir, hub_tokens)
     return fingerprint(data, stage, seed, plan.train, plan.evaluation)
 
 
@@ -132,11 +136,18 @@ def _load_list(
 
 
 def load_examples(
-    data: DataSection, stage: str, seed: int, *, cache_dir: str | None = None, max_errors: int | None = None
+    data: DataSection,
+    stage: str,
+    seed: int,
+    *,
+    cache_dir: str | None = None,
+    max_errors: int | None = None,
+    hub_tokens: HubTokens | None = None,
 ) -> LoadedData:
-    """The train / eval examples of a job (lists, or lazy iterables when ``data.streaming``)."""
+    """The train / eval examples of a job (lists, or lazy iterables when ``data.streaming``); ``hub_tokens``:
+    access tokens of the hubs that hub datasets come from."""
     report = ValidationReport(max_errors=max_errors)
-    plan = _plan(data, stage, report, cache_dir)
+    plan = _plan(data, stage, report, cache_dir, hub_tokens)
     digest = fingerprint(data, stage, seed, plan.train, plan.evaluation)
     if data.streaming:
         return _load_streaming(plan, data, seed, report, digest)
@@ -194,14 +205,16 @@ def _shuffled(part: Callable[[], Iterator[Example]], buffer_size: int, seed: int
     return lambda: buffer_shuffle(part(), buffer_size, seed)
 
 
-def validate_datasets(data: DataSection, stage: str, *, max_errors: int | None = None) -> ValidationReport:
+def validate_datasets(
+    data: DataSection, stage: str, *, max_errors: int | None = None, hub_tokens: HubTokens | None = None
+) -> ValidationReport:
     """Check every row of every dataset (train and eval; max_samples and num_samples do not apply).
 
     Dataset-level problems (unknown name, missing file, offline hub dataset) raise :class:`DataError`;
     bad rows are in the report.
     """
     report = ValidationReport(max_errors=max_errors)
-    plan = _plan(data, stage, report, None)
+    plan = _plan(data, stage, report, None, hub_tokens)
     seen: set[str] = set()
     labels: Counter[bool | None] = Counter()  # KTO: training rows per label, to check both occur
     for source in plan.train + plan.evaluation:

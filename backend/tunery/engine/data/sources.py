@@ -13,7 +13,7 @@ from typing import Any
 
 import xxhash
 
-from tunery.engine.data.api import DataError
+from tunery.engine.data.api import DataError, HubTokens
 from tunery.engine.data.readers import RawFile, file_type, iter_file, read_file
 from tunery.engine.data.registry import DATA_CONFIG, DatasetAttr
 
@@ -68,14 +68,14 @@ class Source:
 
 
 def resolve_source(
-    attr: DatasetAttr, dataset_dir: str, cache_dir: str | None, streaming: bool
+    attr: DatasetAttr, dataset_dir: str, cache_dir: str | None, streaming: bool, tokens: HubTokens | None = None
 ) -> tuple[Source, list[str]]:
-    """The source of a dataset and warnings (skipped files, ignored subset)."""
+    """The source of a dataset and warnings (skipped files, ignored subset); ``tokens``: hub access tokens."""
     warnings: list[str] = []
     if attr.load_from in ("hf_hub", "ms_hub", "om_hub"):
         from tunery.engine.data.hub import load_hub_dataset
 
-        return Source(attr, [], hub=load_hub_dataset(attr, cache_dir, streaming)), warnings
+        return Source(attr, [], hub=load_hub_dataset(attr, cache_dir, streaming, tokens)), warnings
     if attr.load_from == "cloud_file":
         from tunery.engine.data.hub import download_cloud_file
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from tunery.engine.data.types import Message, Role
 from tunery.engine.templates.base import TemplateError, ToolCall
@@ -76,6 +76,8 @@ class Template:
     strip_content: bool = False
     #: bos/eos are taken from the tokenizer when the template is looked up (generic formats)
     tokenizer_tokens: bool = False
+    #: the family writes tools its own way, so ``tool_format`` cannot switch it to another format
+    fixed_tool_format: ClassVar[bool] = False
 
     # ----- public API -------------------------------------------------------------------------
     def render_turns(

@@ -1,7 +1,8 @@
 """Tool formats: how tool definitions enter the system text, how calls are written and parsed back.
 
 Each format has a Python side (used for training text) and a Jinja side (used in saved chat templates);
-tests keep the two equal.
+tests keep the two equal. Formats are registered by name (``register_tool_format``; the family modules add
+theirs): ``tool_format`` of the spec switches a template to another one (``registry.get_template``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from tunery.engine.templates.base import ToolCall
 from tunery.engine.templates.conversation import tool_functions
@@ -62,6 +63,8 @@ class ToolFormat:
     """The default tool format (for families that define none): JSON tool list, Action lines."""
 
     name: str = "default"
+    #: written only by the templates made for it (they place tools outside the system text)
+    own_templates_only: ClassVar[bool] = False
 
     def system(self, system: str, tools: list[dict[str, Any]]) -> str:
         lines = "".join(json.dumps(function, ensure_ascii=False) + "\n" for function in tool_functions(tools))
@@ -200,3 +203,23 @@ class Llama3Tools(ToolFormat):
             "{{- '{\"name\": \"' + call.name + '\", \"parameters\": ' + args + '}' -}}"
             "{%- endfor -%}{%- if message.tool_calls | length > 1 -%}{{- ']' -}}{%- endif -%}"
         )
+
+
+_TOOL_FORMATS: dict[str, ToolFormat] = {}
+
+
+def register_tool_format(tool_format: ToolFormat) -> ToolFormat:
+    """Add a tool format under its name (once)."""
+    if tool_format.name in _TOOL_FORMATS:
+        raise ValueError(f"tool format {tool_format.name!r} is already registered")
+    _TOOL_FORMATS[tool_format.name] = tool_format
+    return tool_format
+
+
+def registered_tool_formats() -> dict[str, ToolFormat]:
+    """The formats registered so far (``registry.tool_format_names`` loads every family first)."""
+    return dict(_TOOL_FORMATS)
+
+
+for _format in (ToolFormat(), QwenTools(), Llama3Tools()):
+    register_tool_format(_format)

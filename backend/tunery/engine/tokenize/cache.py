@@ -99,6 +99,63 @@ def _checksum(array: np.ndarray) -> str:
     return xxhash.xxh3_64_hexdigest(np.ascontiguousarray(array).data)
 
 
+def read_splits(folder: Path, key: str | None = None) -> dict[str, CachedSplit]:
+    """The splits stored in ``folder`` (checked against ``key`` when given); raises on a missing or damaged one."""
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    if meta.get("version") != CACHE_VERSION or (key is not None and meta.get("key") != key):
+        raise ValueError("tokenized data of another version or key")
+    splits: dict[str, CachedSplit] = {}
+    for split, info in meta["splits"].items():
+        arrays: dict[str, np.ndarray] = {}
+        for name, expected in info["arrays"].items():
+            array = np.load(folder / f"{info['file']}.{name}.npy", mmap_mode="r", allow_pickle=False)
+            if list(array.shape) != expected["shape"] or _checksum(array) != expected["xxh3"]:
+                raise ValueError(f"array {split}.{name} is damaged")
+            arrays[name] = array
+        kind = info.get("kind", TOKEN_ROWS)
+        rows: TokenRows | ColumnRows
+        if kind == TOKEN_ROWS:
+            rows = TokenRows.from_arrays(arrays)
+        elif kind in COLUMNS:
+            rows = ColumnRows.from_arrays(kind, arrays)
+        else:
+            raise ValueError(f"split {split} has unknown kind {kind!r}")
+        splits[split] = CachedSplit(rows, TokenStats.from_dict(info["stats"]))
+    return splits
+
+
+def split_kind(split: CachedSplit) -> str:
+    """``tokens`` (pt/sft rows) or the ``tokenize.columns`` kind of a split's rows."""
+    return split.rows.kind if isinstance(split.rows, ColumnRows) else TOKEN_ROWS
+
+
+def write_splits(final: Path, splits: Mapping[str, CachedSplit], key: str) -> Path:
+    """Write ``splits`` into the folder ``final`` atomically (a temporary folder beside it, then a rename)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    try:
+        meta: dict[str, Any] = {"version": CACHE_VERSION, "key": key, "splits": {}}
+        for number, (split, cached) in enumerate(splits.items()):
+            info: dict[str, Any] = {"file": f"s{number}", "kind": split_kind(cached), "stats": cached.stats.to_dict()}
+            info["arrays"] = {}
+            for name, array in cached.rows.arrays().items():
+                np.save(tmp / f"{info['file']}.{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+                info["arrays"][name] = {"shape": list(array.shape), "xxh3": _checksum(array)}
+            meta["splits"][split] = info
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():  # another job finished the same entry first: keep theirs
+                raise
+        return final
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class TokenCache:
     """Tokenized datasets under ``root/<key>/``."""
 
@@ -114,59 +171,11 @@ class TokenCache:
         if not folder.is_dir():
             return None
         try:
-            return self._read(folder, key)
+            return read_splits(folder, key)
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
             shutil.rmtree(folder, ignore_errors=True)
             return None
 
-    def _read(self, folder: Path, key: str) -> dict[str, CachedSplit]:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("version") != CACHE_VERSION or meta.get("key") != key:
-            raise ValueError("cache entry of another version or key")
-        splits: dict[str, CachedSplit] = {}
-        for split, info in meta["splits"].items():
-            arrays: dict[str, np.ndarray] = {}
-            for name, expected in info["arrays"].items():
-                array = np.load(folder / f"{info['file']}.{name}.npy", mmap_mode="r", allow_pickle=False)
-                if list(array.shape) != expected["shape"] or _checksum(array) != expected["xxh3"]:
-                    raise ValueError(f"cache array {split}.{name} is damaged")
-                arrays[name] = array
-            kind = info.get("kind", TOKEN_ROWS)
-            rows: TokenRows | ColumnRows
-            if kind == TOKEN_ROWS:
-                rows = TokenRows.from_arrays(arrays)
-            elif kind in COLUMNS:
-                rows = ColumnRows.from_arrays(kind, arrays)
-            else:
-                raise ValueError(f"cache split {split} has unknown kind {kind!r}")
-            splits[split] = CachedSplit(rows, TokenStats.from_dict(info["stats"]))
-        return splits
-
     def store(self, key: str, splits: Mapping[str, CachedSplit]) -> Path:
         """Write an entry atomically (temporary folder, then rename); return its folder."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=self.root))
-        try:
-            meta: dict[str, Any] = {"version": CACHE_VERSION, "key": key, "splits": {}}
-            for number, (split, cached) in enumerate(splits.items()):
-                rows = cached.rows
-                kind = rows.kind if isinstance(rows, ColumnRows) else TOKEN_ROWS
-                info: dict[str, Any] = {"file": f"s{number}", "kind": kind, "stats": cached.stats.to_dict()}
-                info["arrays"] = {}
-                for name, array in rows.arrays().items():
-                    np.save(tmp / f"{info['file']}.{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-                    info["arrays"][name] = {"shape": list(array.shape), "xxh3": _checksum(array)}
-                meta["splits"][split] = info
-            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-            final = self.path(key)
-            if final.exists():
-                shutil.rmtree(final, ignore_errors=True)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not final.is_dir():  # another job finished the same entry first: keep theirs
-                    raise
-            return final
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        return write_splits(self.path(key), splits, key)

@@ -59,13 +59,14 @@ class PackedCollator:
     Gives ``position_ids`` (restarting at 0 per sequence) and no ``attention_mask``: transformers
     then derives a block-diagonal causal mask (sdpa, eager) or varlen boundaries (flash attention,
     which needs ``flatten=True``: the whole batch as one row). Padding is appended as a sequence of
-    its own (positions 0..k-1, labels ignored), so it is never attended to by real tokens.
+    its own (positions 0..k-1, labels ``label_pad_id``), so it is never attended to by real tokens.
     ``use_cache=False`` is included: transformers only detects packing when no kv-cache is built.
     """
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
     flatten: bool = False
+    label_pad_id: int = IGNORE_INDEX
 
     def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ids = [list(f["input_ids"]) for f in features]
@@ -82,7 +83,7 @@ class PackedCollator:
         for row_ids, row_labels, row_pos in zip(ids, labels, positions, strict=True):
             pad = width - len(row_ids)
             row_ids.extend([self.pad_token_id] * pad)
-            row_labels.extend([IGNORE_INDEX] * pad)
+            row_labels.extend([self.label_pad_id] * pad)
             row_pos.extend(range(pad))
         return {
             "input_ids": torch.tensor(ids, dtype=torch.long),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ from tunery.engine.templates.base import ChatTemplate
 from tunery.engine.tokenize.columns import ColumnRows, RowKind
 from tunery.engine.tokenize.errors import TokenizeError
 from tunery.engine.tokenize.packing import pack_rows
+from tunery.engine.tokenize.parallel import map_chunks, workers_for
 from tunery.engine.tokenize.preference import STAGE_ROW_KINDS, encode_column_rows
 from tunery.engine.tokenize.pretrain import document_ids, encode_pretrain, pack_blocks
 from tunery.engine.tokenize.rows import TokenRows
@@ -86,43 +88,61 @@ def encode_sequences(
     return rows, full_lengths, int((full_lengths > cutoff).sum())
 
 
+def _column_chunk(
+    chunk: list[Example], kind: RowKind, tokenizer: Any, template: ChatTemplate, options: EncodeOptions
+) -> tuple[ColumnRows, int]:
+    return encode_column_rows(kind, chunk, tokenizer, template, options), len(chunk)
+
+
 def encode_columns(
-    examples: Iterable[Example], tokenizer: Any, template: ChatTemplate | None, recipe: Recipe, kind: RowKind
+    examples: Iterable[Example],
+    tokenizer: Any,
+    template: ChatTemplate | None,
+    recipe: Recipe,
+    kind: RowKind,
+    workers: int = 1,
 ) -> tuple[ColumnRows, TokenStats]:
-    """Rows of a preference or RL stage, chunk by chunk, with their statistics."""
+    """Rows of a preference or RL stage, chunk by chunk (in ``workers`` processes), with their statistics."""
     if template is None:
         raise TokenizeError(f"stage '{recipe.stage}' needs a chat template")
     parts: list[ColumnRows] = []
     starts: list[int] = []
     count = 0
-    for chunk in chunks(examples, CHUNK_EXAMPLES):
-        parts.append(encode_column_rows(kind, chunk, tokenizer, template, recipe.options))
+    encode = partial(_column_chunk, kind=kind, tokenizer=tokenizer, template=template, options=recipe.options)
+    for rows, size in map_chunks(encode, chunks(examples, CHUNK_EXAMPLES), workers):
+        parts.append(rows)
         starts.append(count)
-        count += len(chunk)
+        count += size
     rows = ColumnRows.concat(kind, parts, starts)
     return rows, rows.stats(count, recipe.options.cutoff_len)
 
 
 def encode_all(
-    examples: Iterable[Example], tokenizer: Any, template: ChatTemplate | None, recipe: Recipe
+    examples: Iterable[Example],
+    tokenizer: Any,
+    template: ChatTemplate | None,
+    recipe: Recipe,
+    workers: int = 1,
 ) -> tuple[TokenRows | ColumnRows, TokenStats]:
-    """Every example encoded (and packed if asked) into one set of rows, with its statistics."""
+    """Every example encoded (and packed if asked) into one set of rows, with its statistics. ``workers`` > 1
+    (``preprocessing_num_workers``) encodes the chunks in that many processes; the rows are the same."""
+    workers = workers_for(examples, workers)
     if recipe.row_kind is not None:
-        return encode_columns(examples, tokenizer, template, recipe, recipe.row_kind)
+        return encode_columns(examples, tokenizer, template, recipe, recipe.row_kind, workers)
     acc = Accumulator()
     cutoff = recipe.options.cutoff_len
     if recipe.stage == "pt" and recipe.packing:
         leftover: list[int] = []
-        for chunk in chunks(examples, CHUNK_EXAMPLES):
-            docs = document_ids(chunk, tokenizer, recipe.template_name)
+        encode_docs = partial(document_ids, tokenizer=tokenizer, template_name=recipe.template_name)
+        for docs in map_chunks(encode_docs, chunks(examples, CHUNK_EXAMPLES), workers):
             blocks, leftover = pack_blocks(docs, tokenizer, cutoff, leftover)
             acc.parts.append(blocks)
             acc.sequence_lengths.append(np.fromiter((len(d) for d in docs), np.int64, len(docs)))
         rows = TokenRows.concat(acc.parts)
         return rows, acc.stats(rows, cutoff)
 
-    for chunk in chunks(examples, CHUNK_EXAMPLES):
-        rows, _, truncated = encode_sequences(chunk, tokenizer, template, recipe)
+    encode = partial(encode_sequences, tokenizer=tokenizer, template=template, recipe=recipe)
+    for rows, _, truncated in map_chunks(encode, chunks(examples, CHUNK_EXAMPLES), workers):
         acc.parts.append(rows)
         acc.sequence_lengths.append(rows.lengths)
         acc.truncated += truncated

@@ -10,6 +10,7 @@ from typing import Any
 from torch.utils.data import Dataset, IterableDataset
 
 from tunery.engine.data.api import LoadedData, ValidationReport
+from tunery.engine.data.hub import hub_tokens
 from tunery.engine.data.types import Example
 from tunery.engine.gc_pause import paused_gc
 from tunery.engine.templates.base import ChatTemplate
@@ -18,7 +19,8 @@ from tunery.engine.tokenize.collate import PackedCollator, PaddingCollator
 from tunery.engine.tokenize.columns import ColumnDataset, ColumnRows
 from tunery.engine.tokenize.encode import Recipe, encode_all
 from tunery.engine.tokenize.errors import TokenizeError
-from tunery.engine.tokenize.rows import TokenizedDataset, TokenRows
+from tunery.engine.tokenize.rows import IGNORE_INDEX, TokenizedDataset, TokenRows
+from tunery.engine.tokenize.saved import has_saved_data, load_saved, save
 from tunery.engine.tokenize.stats import TokenStats
 from tunery.engine.tokenize.stream import StreamingTokenizedDataset
 from tunery.engine.tokenize.supervised import EncodeOptions
@@ -73,13 +75,16 @@ def recipe_for(spec: JobSpec, template: ChatTemplate | None) -> Recipe:
 
 
 def make_collator(spec: JobSpec, tokenizer: Any, recipe: Recipe) -> Collator:
+    """Pads batches with the pad token; labels of padding are ignored by the loss unless
+    ``ignore_pad_token_for_loss: false``, which pads them with the pad token as LLaMA-Factory does."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad_id is None:
         raise TokenizeError("the tokenizer has neither a pad nor an eos token to pad batches with")
     multiple = 8 if recipe.stage != "pt" else None
+    label_pad = IGNORE_INDEX if spec.data.ignore_pad_token_for_loss else int(pad_id)
     if recipe.pack_mode == "neat":
-        return PackedCollator(int(pad_id), multiple, flatten=spec.model.flash_attn == "fa2")
-    return PaddingCollator(int(pad_id), multiple)
+        return PackedCollator(int(pad_id), multiple, flatten=spec.model.flash_attn == "fa2", label_pad_id=label_pad)
+    return PaddingCollator(int(pad_id), multiple, label_pad_id=label_pad)
 
 
 def _cache_options(spec: JobSpec, recipe: Recipe) -> dict[str, Any]:
@@ -104,14 +109,26 @@ def load_data(spec: JobSpec) -> LoadedData:
 
     seed = spec.training.data_seed if spec.training.data_seed is not None else spec.training.seed
     with paused_gc():
-        loaded: LoadedData = load_examples(spec.data, spec.method.stage, seed)
+        loaded: LoadedData = load_examples(spec.data, spec.method.stage, seed, hub_tokens=hub_tokens(spec.model))
     return loaded
 
 
 def build_training_data(
     spec: JobSpec, tokenizer: Any, template: ChatTemplate | None, cache_dir: Path | None
 ) -> TrainingData:
-    """Load the job's data and tokenize it (reusing ``cache_dir`` entries keyed by content)."""
+    """Load the job's data and tokenize it (reusing ``cache_dir`` entries keyed by content); with
+    ``tokenized_path`` holding data, that data instead (the datasets are not read)."""
+    path = spec.data.tokenized_path
+    if path and has_saved_data(path):
+        recipe = recipe_for(spec, template)
+        report = ValidationReport()
+        report.warn(
+            f"tokenized data read from tokenized_path {path}: the dataset keys are not read (as in "
+            "LLaMA-Factory); delete the folder to tokenize the datasets again"
+        )
+        splits = load_saved(path, recipe)
+        collator = make_collator(spec, tokenizer, recipe)
+        return _training_data(splits, collator, cache_path=Path(path), from_cache=True, report=report)
     return tokenize_loaded(load_data(spec), spec, tokenizer, template, cache_dir)
 
 
@@ -119,12 +136,18 @@ def tokenize_loaded(
     loaded: LoadedData, spec: JobSpec, tokenizer: Any, template: ChatTemplate | None, cache_dir: Path | None
 ) -> TrainingData:
     """Tokenize already loaded examples: the part of :func:`build_training_data` after loading."""
+    _check_tool_format(spec, template)
     recipe = recipe_for(spec, template)
     collator = make_collator(spec, tokenizer, recipe)
+    workers = spec.data.preprocessing_num_workers or 1
     if spec.data.streaming:
         if recipe.row_kind is not None:  # the spec rules refuse it; a guard for direct callers
             raise TokenizeError(f"streaming is not supported for stage '{recipe.stage}'")
-        return _streaming(loaded, tokenizer, template, recipe, collator, spec.data.preprocessing_batch_size)
+        if spec.data.tokenized_path:
+            raise TokenizeError(
+                "tokenized_path: streamed data cannot be saved; turn streaming off to write it (as in LLaMA-Factory)"
+            )
+        return _streaming(loaded, tokenizer, template, recipe, collator, spec.data.preprocessing_batch_size, workers)
 
     splits = _splits(loaded)
     cache = TokenCache(cache_dir) if cache_dir is not None else None
@@ -136,7 +159,7 @@ def tokenize_loaded(
     if cached is None or not from_cache:
         with paused_gc():
             cached = {
-                name: CachedSplit(*encode_all(examples, tokenizer, template, recipe))
+                name: CachedSplit(*encode_all(examples, tokenizer, template, recipe, workers))
                 for name, examples in splits.items()
             }
         if cache is not None:
@@ -144,10 +167,24 @@ def tokenize_loaded(
 
     _check_rows(cached["train"].stats, recipe)
     _warn_dropped(cached, splits, recipe, loaded.report)
+    if spec.data.tokenized_path:
+        save(spec.data.tokenized_path, cached, key)
+    cache_path = cache.path(key) if cache is not None else None
+    return _training_data(cached, collator, cache_path=cache_path, from_cache=from_cache, report=loaded.report)
+
+
+def _training_data(
+    cached: dict[str, CachedSplit],
+    collator: Collator,
+    *,
+    cache_path: Path | None,
+    from_cache: bool,
+    report: ValidationReport,
+) -> TrainingData:
     evaluation: EvalDataset | None = None
     eval_stats: TokenStats | dict[str, TokenStats] | None = None
-    if loaded.eval_by_dataset:
-        names = [name.removeprefix(_EVAL_PREFIX) for name in cached if name.startswith(_EVAL_PREFIX)]
+    names = [name.removeprefix(_EVAL_PREFIX) for name in cached if name.startswith(_EVAL_PREFIX)]
+    if names:
         evaluation = {name: _dataset(cached[_EVAL_PREFIX + name].rows) for name in names}
         eval_stats = {name: cached[_EVAL_PREFIX + name].stats for name in names}
     elif "eval" in cached:
@@ -158,10 +195,24 @@ def tokenize_loaded(
         collator=collator,
         stats=cached["train"].stats,
         eval_stats=eval_stats,
-        cache_path=cache.path(key) if cache is not None else None,
+        cache_path=cache_path,
         from_cache=from_cache,
-        report=loaded.report,
+        report=report,
     )
+
+
+def _check_tool_format(spec: JobSpec, template: ChatTemplate | None) -> None:
+    """``tool_format`` is applied when the template is looked up (``get_template(..., tool_format=)``), so the
+    saved chat template writes tools the same way; a template that does not carry it is a caller's mistake."""
+    wanted = spec.data.tool_format
+    if wanted is None or template is None:
+        return
+    actual = getattr(getattr(template, "tool_format", None), "name", None)
+    if actual != wanted:
+        raise TokenizeError(
+            f"tool_format {wanted!r}: the chat template {template.name!r} writes tools as {actual!r}; look the "
+            "template up with get_template(name, tokenizer, tool_format=data.tool_format)"
+        )
 
 
 _EVAL_PREFIX = "eval/"
@@ -227,9 +278,10 @@ def _streaming(
     recipe: Recipe,
     collator: Collator,
     size: int,
+    workers: int,
 ) -> TrainingData:
     def stream(examples: Iterable[Example]) -> StreamingTokenizedDataset:
-        return StreamingTokenizedDataset(examples, tokenizer, template, recipe, size)
+        return StreamingTokenizedDataset(examples, tokenizer, template, recipe, size, workers)
 
     evaluation: EvalDataset | None = None
     if loaded.eval_by_dataset:

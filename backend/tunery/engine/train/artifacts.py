@@ -51,15 +51,26 @@ def save_final_artifacts(
     trainer.save_metrics("train", metrics)  # train_results.json + all_results.json
     trainer.save_state()  # trainer_state.json
     everything = dict(metrics)
+    eval_losses = eval_loss_keys(trainer.eval_dataset)
     if spec.training.do_eval and trainer.eval_dataset is not None:
         eval_metrics = trainer.evaluate(metric_key_prefix="eval")
-        if "eval_loss" in eval_metrics and spec.method.stage in ("pt", "sft"):  # a language-modelling loss
-            eval_metrics["eval_perplexity"] = _perplexity(eval_metrics["eval_loss"])
+        if spec.method.stage in ("pt", "sft"):  # a language-modelling loss: its perplexity, per eval set
+            for key in eval_losses:
+                if key in eval_metrics:
+                    eval_metrics[key.removesuffix("loss") + "perplexity"] = _perplexity(eval_metrics[key])
         trainer.save_metrics("eval", eval_metrics)
         everything.update(eval_metrics)
-    if spec.method.plot_loss:
-        plot_loss(output_dir, trainer.state.log_history, keys=("loss", "eval_loss", "reward"))  # reward: ppo, grpo (LF)
+    if spec.method.plot_loss:  # reward: ppo, grpo (LF)
+        plot_loss(output_dir, trainer.state.log_history, keys=("loss", *eval_losses, "reward"))
     return everything
+
+
+def eval_loss_keys(eval_dataset: Any) -> tuple[str, ...]:
+    """``eval_loss``, or one ``eval_<name>_loss`` per eval set with ``eval_on_each_dataset`` (transformers'
+    and LF's names)."""
+    if isinstance(eval_dataset, dict):
+        return tuple(f"eval_{name}_loss" for name in eval_dataset)
+    return ("eval_loss",)
 
 
 def plot_loss(output_dir: Path, log_history: list[dict[str, Any]], keys: tuple[str, ...] = ("loss",)) -> list[Path]:

@@ -45,7 +45,9 @@ class EventCallback(TrainerCallback):  # type: ignore[misc]
         self.progress_interval = progress_interval
         self._start = time.monotonic()
         self._start_step = 0
-        self._start_tokens = 0
+        self.start_tokens = 0
+        #: the epoch this run's training began at (past 0 when resumed)
+        self.start_epoch = 0.0
         self._last_progress = 0.0
 
     # ---- loop events ----
@@ -55,7 +57,8 @@ class EventCallback(TrainerCallback):  # type: ignore[misc]
     ) -> None:
         self._start = self._last_progress = time.monotonic()
         self._start_step = state.global_step
-        self._start_tokens = state.num_input_tokens_seen or 0
+        self.start_tokens = state.num_input_tokens_seen or 0
+        self.start_epoch = float(state.epoch or 0.0)
         if not args.should_save:
             return
         f = self.facts
@@ -114,7 +117,7 @@ class EventCallback(TrainerCallback):  # type: ignore[misc]
         return elapsed, eta
 
     def tokens_per_second(self, state: TrainerState, elapsed: float) -> float | None:
-        tokens = (state.num_input_tokens_seen or 0) - self._start_tokens
+        tokens = (state.num_input_tokens_seen or 0) - self.start_tokens
         return round(tokens / elapsed, 2) if tokens > 0 and elapsed > 0 else None
 
     def _emit_progress(self, state: TrainerState, logs: dict[str, Any]) -> None:

@@ -48,11 +48,12 @@ def load_template(spec: JobSpec, tokenizer: PreTrainedTokenizerBase) -> ChatTemp
     """The chat template named by ``data.template`` (none/auto: the tokenizer's own). Pre-training on raw
     text needs none, so there a missing tokenizer template is not an error."""
     try:
-        return get_template(spec.data.template, tokenizer)
+        return get_template(spec.data.template, tokenizer, tool_format=spec.data.tool_format)
     except TemplateError as exc:
         if spec.method.stage == "pt" and spec.data.template in (None, "auto"):
             return None
-        raise invalid_spec("template", str(exc)) from exc
+        key = "tool_format" if spec.data.tool_format and "tool format" in str(exc).lower() else "template"
+        raise invalid_spec(key, str(exc)) from exc
 
 
 def build_data_checked(

@@ -1,5 +1,5 @@
 """Loading the tokenizer and the model a job trains (a causal LM, or a reward model for stage rm), with
-precision, attention and memory settings."""
+precision, attention, hub access and mixture-of-experts settings."""
 
 from __future__ import annotations
 
@@ -90,6 +90,7 @@ def load_tokenizer(model: ModelSection) -> PreTrainedTokenizerBase:
         "trust_remote_code": model.trust_remote_code,
         "revision": model.model_revision,
         "cache_dir": model.cache_dir,
+        "token": model.hf_hub_token,
         "padding_side": "right",
     }
     if model.gguf_file and model.tokenizer_name_or_path is None:
@@ -139,7 +140,7 @@ def load_frozen_model(
     """A causal LM loaded like the trained one (dtype, attention, vocabulary), frozen and in eval mode: the
     reference of the preference stages. ``model_args`` defaults to the job's own model section."""
     args = model_args or spec.model
-    model = _from_pretrained(args, resolve_compute_dtype(spec.training), resolve_attention(args))
+    model = _from_pretrained(args, resolve_compute_dtype(spec.training), resolve_attention(args), trainable=False)
     if args.gguf_file:
         _forget_gguf_quantization(model)
     _resize_vocab(model, tokenizer, args)
@@ -150,8 +151,10 @@ def load_frozen_model(
 
 
 def _from_pretrained(
-    model_args: ModelSection, dtype: torch.dtype, attn: str, kind: ModelKind = "causal_lm"
+    model_args: ModelSection, dtype: torch.dtype, attn: str, kind: ModelKind = "causal_lm", *, trainable: bool = True
 ) -> PreTrainedModel:
+    """The model from its folder or hub id; ``trainable``: the model is trained (mixture-of-experts models then
+    add the router's load-balancing loss weighted by ``moe_aux_loss_coef``, as in LLaMA-Factory)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     auto_class: Any = AutoModelForCausalLM
@@ -159,6 +162,7 @@ def _from_pretrained(
         "trust_remote_code": model_args.trust_remote_code,
         "revision": model_args.model_revision,
         "cache_dir": model_args.cache_dir,
+        "token": model_args.hf_hub_token,
     }
     if model_args.gguf_file:
         from transformers import GgufConfig
@@ -172,9 +176,13 @@ def _from_pretrained(
         common["num_labels"] = 1
     source = model_args.model_name_or_path
     try:
+        moe: dict[str, Any] = {}
+        if model_args.moe_aux_loss_coef and trainable:
+            moe = moe_config_values(AutoConfig.from_pretrained(source, **common), model_args.moe_aux_loss_coef)
         if model_args.train_from_scratch:
-            config = AutoConfig.from_pretrained(source, **common)
+            config = AutoConfig.from_pretrained(source, **common, **moe)
             return auto_class.from_config(config, dtype=dtype, attn_implementation=attn)  # type: ignore[no-any-return]
+        common.update(moe)  # config attributes: from_pretrained sets them on the model's config
         try:
             return auto_class.from_pretrained(  # type: ignore[no-any-return]
                 source, dtype=dtype, attn_implementation=attn, **common
@@ -194,6 +202,63 @@ def _from_pretrained(
         key = "gguf_file" if model_args.gguf_file else "model_name_or_path"
         what = "a reward model" if kind == "reward" else "a causal LM"
         raise invalid_spec(key, f"cannot load {what} from {source!r}: {exc}") from exc
+
+
+# ---- mixture of experts ------------------------------------------------------------------------
+
+#: Config attributes that switch the router's load-balancing loss on, and the one holding its weight, by
+#: ``model_type`` (LLaMA-Factory's ``configure_moe``).
+MOE_ROUTER_LOGITS = frozenset(
+    {
+        "dbrx",
+        "ernie4_5_moe",
+        "granitemoe",
+        "jamba",
+        "jetmoe",
+        "llama4",
+        "mixtral",
+        "olmoe",
+        "phimoe",
+        "qwen2_moe",
+        "qwen3_moe",
+    }
+)
+MOE_COEF_ATTRIBUTE: dict[str, str] = {
+    **{
+        name: "router_aux_loss_coef"
+        for name in (
+            "ernie4_5_moe",
+            "granitemoe",
+            "jamba",
+            "llama4",
+            "mixtral",
+            "olmoe",
+            "phimoe",
+            "qwen2_moe",
+            "qwen3_moe",
+        )
+    },
+    "deepseek": "aux_loss_alpha",
+    "jetmoe": "aux_loss_coef",
+}
+
+
+def moe_config_values(config: Any, coef: float) -> dict[str, Any]:
+    """Config values that make a mixture-of-experts model add ``coef`` x its load-balancing loss to the loss.
+    Other models have no such loss: LLaMA-Factory then trains as usual, and so do we, with a warning."""
+    model_type = str(getattr(config, "model_type", ""))
+    values: dict[str, Any] = {}
+    if model_type in MOE_ROUTER_LOGITS:
+        values["output_router_logits"] = True
+    if model_type in MOE_COEF_ATTRIBUTE:
+        values[MOE_COEF_ATTRIBUTE[model_type]] = coef
+    if not values:
+        logger.warning(
+            "moe_aux_loss_coef has no effect: %s models have no router load-balancing loss (known: %s)",
+            model_type or "these",
+            ", ".join(sorted(set(MOE_COEF_ATTRIBUTE) | MOE_ROUTER_LOGITS)),
+        )
+    return values
 
 
 def _forget_gguf_quantization(model: PreTrainedModel) -> None:

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunery.engine.events import EventSink
 from tunery.engine.train.artifacts import save_final_artifacts
+from tunery.engine.train.best_model import (
+    BestCheckpointCallback,
+    EarlyStoppingCallback,
+    best_metric_errors,
+    best_outcome,
+)
 from tunery.engine.train.callbacks import EventCallback, RunFacts
 from tunery.engine.train.cancel import CancelCallback, Cancelled, CancelRequest
 from tunery.engine.train.checkpoints import prepare_output_dir, resolve_resume
@@ -30,6 +37,7 @@ from tunery.engine.train.methods import PreparedModel, apply_method
 from tunery.engine.train.model import describe_device, load_model, load_tokenizer
 from tunery.engine.train.stages import StageInputs, build_trainer, model_kind
 from tunery.engine.train.stages.arguments import build_training_arguments
+from tunery.engine.train.throughput import dataset_tokens, effective_tokens_per_second
 from tunery.spec import JobSpec
 from tunery.spec.events import EXIT_CANCELLED, EXIT_SUCCEEDED, FailedEvent, FinishedEvent, LogEvent
 
@@ -51,6 +59,8 @@ class TrainingSession:
     trainer: Trainer
     resume_from: Path | None
     cancel_callback: CancelCallback
+    event_callback: EventCallback
+    early_stopping: EarlyStoppingCallback | None = None
 
 
 def run_training(
@@ -124,18 +134,36 @@ def setup_training(
         resumed_from=None if resume_from is None else str(resume_from),
     )
     cancel_callback = CancelCallback(cancel)
+    event_callback = EventCallback(sink, facts)
+    patience = spec.method.early_stopping_steps
+    early_stopping = EarlyStoppingCallback(patience) if patience is not None else None
+    own: list[TrainerCallback] = [event_callback, BestCheckpointCallback(sink), cancel_callback]
     inputs = StageInputs(
         spec=spec,
         prepared=prepared,
         tokenizer=tokenizer,
         data=data,
         args=build_training_arguments(spec),
-        callbacks=[EventCallback(sink, facts), cancel_callback, *(callbacks or [])],
+        callbacks=[*own, *([early_stopping] if early_stopping else []), *(callbacks or [])],
         template=template,
     )
     trainer = build_trainer(inputs)
     trainer.remove_callback(PrinterCallback)  # it prints logs to stdout, where the event stream may go
-    return TrainingSession(spec, tokenizer, template, data, prepared, trainer, resume_from, cancel_callback)
+    if training.logging_dir:
+        set_tensorboard_dir(trainer, training.logging_dir)
+    return TrainingSession(
+        spec, tokenizer, template, data, prepared, trainer, resume_from, cancel_callback, event_callback, early_stopping
+    )
+
+
+def set_tensorboard_dir(trainer: Trainer, logging_dir: str) -> None:
+    """``logging_dir``: where TensorBoard logs go (transformers 5 dropped the argument; its callback reads
+    ``TENSORBOARD_LOGGING_DIR``, set here on the callback itself rather than in the process environment)."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = os.path.expanduser(logging_dir)
 
 
 def train_and_save(session: TrainingSession, sink: EventSink) -> int:
@@ -147,10 +175,12 @@ def train_and_save(session: TrainingSession, sink: EventSink) -> int:
     # from rescanning it on every full collection (transformers runs one as training starts).
     gc.freeze()
     try:
-        result = trainer.train(resume_from_checkpoint=resume)
+        with best_metric_errors():
+            result = trainer.train(resume_from_checkpoint=resume)
     finally:
         gc.unfreeze()
     state = trainer.state
+    best = best_outcome(state, session.early_stopping)
 
     if session.cancel_callback.stopped_at is not None and state.global_step < state.max_steps:
         checkpoint = Path(output_dir) / f"checkpoint-{state.global_step}"
@@ -161,11 +191,35 @@ def train_and_save(session: TrainingSession, sink: EventSink) -> int:
             metrics=dict(result.metrics),
             output_dir=output_dir,
             checkpoint=str(checkpoint),
+            best_checkpoint=best.best_checkpoint,
         )
         return EXIT_CANCELLED
 
+    train_metrics = dict(result.metrics)
+    if spec.method.include_effective_tokens_per_second:
+        train_metrics.update(_effective_tokens(session, state, train_metrics))
     metrics = save_final_artifacts(
-        trainer, spec, session.tokenizer, session.template, dict(result.metrics), session.prepared.save_weights
+        trainer, spec, session.tokenizer, session.template, train_metrics, session.prepared.save_weights
     )
-    sink.emit(FinishedEvent, outcome="succeeded", step=state.global_step, metrics=metrics, output_dir=output_dir)
+    sink.emit(
+        FinishedEvent,
+        outcome="succeeded",
+        step=state.global_step,
+        metrics=metrics,
+        output_dir=output_dir,
+        best_checkpoint=best.best_checkpoint,
+        stopped_early=best.stopped_early,
+    )
     return EXIT_SUCCEEDED
+
+
+def _effective_tokens(session: TrainingSession, state: Any, metrics: dict[str, Any]) -> dict[str, float]:
+    """LF's ``effective_tokens_per_sec`` over this run's epochs (see ``tunery.engine.train.throughput``)."""
+    events = session.event_callback
+    value = effective_tokens_per_second(
+        dataset_tokens(session.data),
+        float(state.epoch or 0.0) - events.start_epoch,
+        float(metrics.get("train_runtime") or 0.0),
+        tokens_seen=(state.num_input_tokens_seen or 0) - events.start_tokens,
+    )
+    return {} if value is None else {"effective_tokens_per_sec": round(value, 2)}

@@ -30,6 +30,7 @@ ROUTES_PACKAGE = "tunery.server.api.routes"
 ROUTERS = (
     "jobs",
     "projects",
+    "evaluations",
     "health",
     "auth",
     "keys",

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Row, Select, Text, and_, cast, or_, select
 from sqlalchemy.orm import Session
 
-from tunery.server.db.models import Job, JobStatus, RegisteredModel
+from tunery.server.db.models import Job, JobKind, JobStatus, RegisteredModel
 from tunery.server.errors import InvalidError
 
 
@@ -29,6 +29,7 @@ class JobFilter:
     experiment_id: str | None = None
     model: str | None = None  # a registered model's id or name
     text: str | None = None  # searched in the name and the spec
+    kinds: Sequence[JobKind] = ()
 
 
 class _Positioned(Protocol):
@@ -64,6 +65,7 @@ SUMMARY_COLUMNS = (
     Job.id, Job.project_id, Job.experiment_id, Job.base_model_id, Job.parent_job_id, Job.created_by, Job.name,
     Job.kind, Job.status, Job.cancel_requested, Job.attempt, Job.max_attempts, Job.gpu_count, Job.progress,
     Job.last_seq, Job.error_code, Job.error_message, Job.created_at, Job.queued_at, Job.started_at, Job.finished_at,
+    Job.best_checkpoint_step, Job.stopped_early,
 )  # fmt: skip
 SUMMARY_FIELDS = tuple(column.key for column in SUMMARY_COLUMNS)
 
@@ -88,10 +90,11 @@ def list_jobs(session: Session, where: JobFilter, cursor: str | None, limit: int
 
 
 def list_job_summaries(
-    session: Session, where: JobFilter, cursor: str | None, limit: int
+    session: Session, where: JobFilter, cursor: str | None, limit: int, *extra: Any
 ) -> tuple[list[Row[Any]], str | None]:
-    """Like ``list_jobs``, as rows of SUMMARY_COLUMNS only (no ORM objects, no spec: fast for lists)."""
-    query = _page(where, cursor, limit, select(*SUMMARY_COLUMNS))
+    """Like ``list_jobs``, as rows of SUMMARY_COLUMNS (then the ``extra`` columns) only (no ORM objects, no
+    spec: fast for lists)."""
+    query = _page(where, cursor, limit, select(*SUMMARY_COLUMNS, *extra))
     return _split(list(session.execute(query).all()), limit)
 
 
@@ -99,6 +102,8 @@ def _filtered(where: JobFilter, columns: Select[Any] | None = None) -> Select[An
     query = (select(Job) if columns is None else columns).where(Job.project_id.in_(where.project_ids))
     if where.statuses:
         query = query.where(Job.status.in_(where.statuses))
+    if where.kinds:
+        query = query.where(Job.kind.in_(where.kinds))
     if where.experiment_id:
         query = query.where(Job.experiment_id == where.experiment_id)
     if where.model:

@@ -59,11 +59,19 @@ def parse_spec(raw: Mapping[str, Any]) -> JobSpec:
         for section, key, why in SERVER_PATHS
         if getattr(getattr(spec, section), key) is not None
     ]
-    if not spec.data.dataset:
+    if spec.training.do_train and not spec.data.dataset:
         problems.append(Problem("dataset", "is required: name one or more of the project's datasets"))
     if problems:
         raise JobInputError(problems)
     return spec
+
+
+def eval_kind_of(spec: JobSpec) -> str:
+    """What a spec that does not train does, the way the eval runner dispatches: judge files, a benchmark, or
+    predictions over eval_dataset."""
+    if spec.evaluation.judge_predictions:
+        return "judge"
+    return "benchmark" if spec.evaluation.task else "predict"
 
 
 def resolve(session: Session, project_id: str, spec: JobSpec) -> Resolved:
@@ -120,13 +128,13 @@ def place(spec: JobSpec, data_dir: Path, output_dir: Path) -> None:
     spec.training.output_dir = str(output_dir)
 
 
-def validate_data(resolved: Resolved, storage_root: Path) -> None:
+def validate_data(spec: JobSpec, datasets: dict[str, DatasetVersion], storage_root: Path) -> None:
     """Read every row of the job's datasets for its stage; JobInputError with dataset/file/row/field."""
     from tunery.engine.data.api import DataError
     from tunery.engine.data.load import validate_datasets
 
     try:
-        report = validate_datasets(resolved.spec.data, resolved.spec.method.stage, max_errors=MAX_DATA_PROBLEMS)
+        report = validate_datasets(spec.data, spec.method.stage, max_errors=MAX_DATA_PROBLEMS)
     except DataError as exc:
         raise JobInputError([Problem("dataset", _hide_root(str(exc), storage_root), "invalid_data")]) from exc
     if not report.errors and report.rows_valid > 0:
@@ -137,7 +145,7 @@ def validate_data(resolved: Resolved, storage_root: Path) -> None:
             error.message,
             "invalid_data",
             dataset=error.dataset,
-            file=display_file(error.file, storage_root, resolved.datasets),
+            file=display_file(error.file, storage_root, datasets),
             row=error.row,
         )
         for error in report.errors[:MAX_DATA_PROBLEMS]

@@ -27,6 +27,7 @@ from tunery.server.db.models import (
     Job,
     JobDatasetVersion,
     JobEvent,
+    JobKind,
     JobStatus,
     Role,
 )
@@ -89,18 +90,42 @@ def job_folder(settings: Settings, job_id: str) -> Path:
 
 
 def create_job(session: Session, settings: Settings, new: NewJob) -> Outcome:
-    """Validate spec and data, write the job's data folder and row (not committed); JobInputError if bad."""
+    """Validate spec and data, write the job's data folder and row (not committed); JobInputError if bad.
+    A spec that does not train (``do_train: false``: predict, a benchmark, a judge pass) is an eval job."""
     spec = job_prepare.parse_spec(new.spec)
-    _check_experiment(session, new)
+    check_experiment(session, new)
     resolved = job_prepare.resolve(session, new.project_id, spec)
+    if spec.training.do_train:
+        return insert_job(session, settings, new, resolved.spec, resolved.datasets, resolved.model.id, JobKind.TRAIN)
+    evaluation = {"model": resolved.model.name, "kind": job_prepare.eval_kind_of(spec)}
+    return insert_job(
+        session, settings, new, resolved.spec, resolved.datasets, resolved.model.id, JobKind.EVAL, evaluation
+    )
+
+
+def insert_job(
+    session: Session,
+    settings: Settings,
+    new: NewJob,
+    spec: JobSpec,
+    datasets: Mapping[str, DatasetVersion],
+    base_model_id: str | None,
+    kind: JobKind,
+    evaluation: dict[str, Any] | None = None,
+) -> Outcome:
+    """The job's folder (its data folder naming ``datasets``) and row for a resolved spec, after reading every
+    row of its datasets (not committed; the folder is removed again on any error)."""
     job_id = new_id()
     folder = job_folder(settings, job_id)
     try:
-        write_data_dir(settings.storage_root, folder / "data", resolved.datasets)
+        write_data_dir(settings.storage_root, folder / "data", dict(datasets))
         job_prepare.place(spec, folder / "data", folder / "output")
-        job_prepare.validate_data(resolved, settings.storage_root)
-        job = _new_row(session, settings, job_id, spec, resolved.datasets, new)
-        job.base_model_id = resolved.model.id
+        if datasets:
+            job_prepare.validate_data(spec, dict(datasets), settings.storage_root)
+        job = _new_row(session, settings, job_id, spec, datasets, new)
+        job.base_model_id = base_model_id
+        job.kind = kind
+        job.evaluation = evaluation
         session.flush()
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -129,6 +154,7 @@ def retry_job(session: Session, settings: Settings, job_id: str, user_id: str | 
         job.parent_job_id = parent.id
         job.kind = parent.kind
         job.queue = parent.queue
+        job.evaluation = parent.evaluation
         session.flush()
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -267,7 +293,7 @@ def _new_row(
     return job
 
 
-def _check_experiment(session: Session, new: NewJob) -> None:
+def check_experiment(session: Session, new: NewJob) -> None:
     if new.experiment_id is None:
         return
     experiment = session.get(Experiment, new.experiment_id)

@@ -102,13 +102,14 @@ def base_name(session: Session, job: Job) -> str:
 def weights_target(model_id: str, job: Job, folder: Path, owner: str, created: int) -> ServeTarget | None:
     """A LoRA folder on the job's base model, or a full model folder; None when neither is there."""
     template = job.spec.get("data", {}).get("template")
+    tool_format = job.spec.get("data", {}).get("tool_format")
     base = str(job.spec.get("model", {}).get("model_name_or_path", ""))
     stage = STAGES.get(str(job.spec.get("method", {}).get("stage", "sft")))
     reward = stage is not None and stage.reward_model
     if (folder / "adapter_config.json").is_file():
-        return ServeTarget(model_id, base, template, str(folder), owner, created, reward)
+        return ServeTarget(model_id, base, template, str(folder), owner, created, reward, tool_format)
     if (folder / "config.json").is_file():
-        return ServeTarget(model_id, str(folder), template, None, owner, created, reward)
+        return ServeTarget(model_id, str(folder), template, None, owner, created, reward, tool_format)
     return None
 
 
@@ -152,6 +153,14 @@ def list_targets(session: Session, principal: Principal, settings: Settings) -> 
 
 def resolve_target(session: Session, principal: Principal, settings: Settings, model_id: str) -> ServeTarget:
     """The target for ``model_id`` if the caller may use it; OpenAI's 404 otherwise."""
+    return resolve_with_base(session, principal, settings, model_id)[0]
+
+
+def resolve_with_base(
+    session: Session, principal: Principal, settings: Settings, model_id: str
+) -> tuple[ServeTarget, str | None]:
+    """The target for ``model_id`` and the id of the registered base model under it (None when that model
+    was removed); OpenAI's 404 (or 400 for an ambiguous name) when the caller may not use it."""
     projects = projects_of(session, principal)
     fine_tune = parse_fine_tune_id(model_id)
     if fine_tune is None:
@@ -163,7 +172,7 @@ def resolve_target(session: Session, principal: Principal, settings: Settings, m
                 choices = ", ".join(sorted(k for k, m in ids.items() if m.name == model_id))
                 raise OpenAIError(400, f"model '{model_id}' is ambiguous; use one of: {choices}", param="model")
             raise model_not_found(model_id)
-        return base_target(model_id, model, projects)
+        return base_target(model_id, model, projects), model.id
     job = session.get(Job, fine_tune.job_id)
     if job is None or job.project_id not in projects or projects[job.project_id].slug != fine_tune.project:
         raise model_not_found(model_id)
@@ -178,5 +187,5 @@ def resolve_target(session: Session, principal: Principal, settings: Settings, m
         )
     for target in job_targets(session, settings, job, projects[job.project_id]):
         if target.model_id == model_id:
-            return target
+            return target, job.base_model_id
     raise model_not_found(model_id)

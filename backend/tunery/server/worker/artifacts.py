@@ -33,6 +33,8 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("*results.json", "results"),
     ("trainer_state.json", "results"),
     ("trainer_log.jsonl", "results"),
+    ("results.log", "results"),  # a benchmark's summary (LLaMA-Factory's name)
+    ("*.jsonl", "results"),  # eval jobs: generated_predictions.jsonl and the per-sample rows of each result
 )
 
 

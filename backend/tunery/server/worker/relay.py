@@ -25,8 +25,19 @@ from tunery.server.worker.checkpoints import relative_to_root
 from tunery.server.worker.claim import Claim
 from tunery.server.worker.events import publish
 from tunery.server.worker.jobfile import resolve_stored_path
+from tunery.server.worker.outcomes import store_best_checkpoint, store_eval_result, store_finished
 from tunery.server.worker.sql import insert_ignore, upsert
-from tunery.spec.events import CheckpointEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ProgressEvent, parse_event
+from tunery.spec.events import (
+    BestCheckpointEvent,
+    CheckpointEvent,
+    EvalEvent,
+    EvalResultEvent,
+    Event,
+    FailedEvent,
+    FinishedEvent,
+    ProgressEvent,
+    parse_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +120,13 @@ class EventRelay:
                 store_metrics(session, claim.job_id, event.step, claim.attempt, dict(event.metrics))
             elif isinstance(event, CheckpointEvent):
                 self._store_checkpoint(session, event)
+            elif isinstance(event, BestCheckpointEvent):
+                store_best_checkpoint(session, self.storage_root, claim.job_id, event)
+            elif isinstance(event, EvalResultEvent):
+                store_eval_result(session, self.storage_root, claim.job_id, claim.attempt, event)
+            elif isinstance(event, FinishedEvent):
+                store_finished(session, self.storage_root, claim.job_id, event)
+                mark_deleted_checkpoints(session, self.storage_root, claim.job_id)  # the trainer's last rotation
 
     def _store_checkpoint(self, session: Session, event: CheckpointEvent) -> None:
         job_id = self.claim.job_id
@@ -120,11 +138,14 @@ class EventRelay:
             keys=("job_id", "step"),
             update=("path", "deleted"),
         )
-        for row in session.scalars(
-            select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.deleted.is_(False))
-        ):
-            if not resolve_stored_path(self.storage_root, row.path).exists():
-                row.deleted = True  # removed by save_total_limit
+        mark_deleted_checkpoints(session, self.storage_root, job_id)
+
+
+def mark_deleted_checkpoints(session: Session, storage_root: Path, job_id: str) -> None:
+    """Checkpoints whose folder is gone were removed by save_total_limit."""
+    for row in session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.deleted.is_(False))):
+        if not resolve_stored_path(storage_root, row.path).exists():
+            row.deleted = True
 
 
 def store_metrics(session: Session, job_id: str, step: int, attempt: int, values: dict[str, Any]) -> None:

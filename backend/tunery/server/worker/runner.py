@@ -26,8 +26,8 @@ from tunery.spec import SpecError
 
 log = logging.getLogger(__name__)
 
-#: The engine command that runs each kind of job (eval and export join when the engine has them).
-ENGINE_COMMANDS: dict[JobKind, str] = {JobKind.TRAIN: "train"}
+#: The engine command that runs each kind of job (export joins when the engine has it).
+ENGINE_COMMANDS: dict[JobKind, str] = {JobKind.TRAIN: "train", JobKind.EVAL: "eval"}
 
 
 def run_job(context: WorkerContext, job_id: str, worker: str, queue: str = "gpu") -> str:

@@ -200,6 +200,7 @@ class HFEngine:
                     emit=generation._emit,
                     max_new_tokens=request.params.max_tokens,
                     generator=generator,
+                    score_prompt=request.params.prompt_logprobs and index == 0,
                 )
             )
         self._pending.put(generation)
@@ -261,21 +262,28 @@ class HFEngine:
             taken.extend(live)
         return taken
 
-    def _deliver(self, batch: Any, produced: list[tuple[Any, int]]) -> None:
+    def _deliver(self, batch: Any, produced: list[tuple[Any, int, Any]]) -> None:
         from tunery.serving.engines.hf_batch import finish_reason
 
         done = []
-        for seq, token in produced:
+        for seq, token, logprob in produced:
+            scored, seq.prompt_logprobs = seq.prompt_logprobs, None
             if seq.cancelled:
                 if not seq.finished:
                     seq.emit(TokenDelta(seq.index, [], "stop", 0))
                 seq.finished = True
                 done.append(seq)
                 continue
+            if seq.max_new_tokens == 0:  # scoring the prompt only (echo with max_tokens 0)
+                seq.emit(TokenDelta(seq.index, [], "length", 0, [], scored))
+                seq.finished = True
+                done.append(seq)
+                continue
             seq.generated.append(token)
             reason = finish_reason(seq, token, self._stop_ids, self._context)
             ids = [] if reason == "stop" else [token]
-            seq.emit(TokenDelta(seq.index, ids, reason, 1))
+            logprobs = None if logprob is None else [logprob] if ids else []
+            seq.emit(TokenDelta(seq.index, ids, reason, 1, logprobs, scored))
             if reason is not None:
                 seq.finished = True
                 done.append(seq)

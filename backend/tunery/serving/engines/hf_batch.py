@@ -7,6 +7,7 @@ have the same length, then they are concatenated along the batch. Finished seque
 and columns that became padding for every row are cut, so the batch never waits for its slowest member.
 Rotary position ids are counted per row from its attention mask, so padding never shifts a sequence.
 Sequences of different adapters share a batch (PEFT's ``adapter_names``: one adapter per row).
+A sequence that asks for its prompt's log-probs is prefilled alone, keeping the logits of every position.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 
 import torch
 
-from tunery.serving.engines.sampling import sample_next
-from tunery.serving.types import FinishReason, SamplingParams, TokenDelta
+from tunery.serving.engines.sampling import prompt_logprobs, sample_next, token_logprobs
+from tunery.serving.types import FinishReason, SamplingParams, TokenDelta, TokenLogprob
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 
@@ -37,6 +38,14 @@ class Sequence:
     generated: list[int] = field(default_factory=list)
     cancelled: bool = False
     finished: bool = False
+    #: compute the prompt's log-probs at prefill (``params.prompt_logprobs``, first choice of a request only)
+    score_prompt: bool = False
+    #: the prompt's log-probs, until they leave with the first delta
+    prompt_logprobs: list[TokenLogprob | None] | None = None
+
+
+#: what a prefill or a step produced for one sequence: its new token and that token's log-prob when asked for
+Produced = tuple[Sequence, int, TokenLogprob | None]
 
 
 def left_pad(tensor: torch.Tensor, size: int, dim: int) -> torch.Tensor:
@@ -65,8 +74,16 @@ class Batch:
 
     # ----- model calls ------------------------------------------------------------------------------
     def _forward(
-        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any, rows: list[Sequence]
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: Any,
+        rows: list[Sequence],
+        every_position: bool = False,
     ) -> torch.Tensor:
+        """The logits of each row's last position ([rows, vocab], float32 on the CPU); with ``every_position``
+        those of all positions ([rows, length, vocab], as the model gives them)."""
         kwargs: dict[str, Any] = {self.cache_kwarg: cache}
         if hasattr(self.model, "peft_config"):
             kwargs["adapter_names"] = [seq.adapter or BASE_ADAPTER for seq in rows]
@@ -76,9 +93,12 @@ class Batch:
             attention_mask=mask.to(device),
             position_ids=positions.to(device),
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=0 if every_position else 1,
             **kwargs,
         )
+        if every_position:
+            every: torch.Tensor = out.logits
+            return every
         logits: torch.Tensor = out.logits[:, -1, :].float().cpu()
         return logits
 
@@ -91,20 +111,34 @@ class Batch:
 
         return DynamicCache(config=getattr(self.model, "config", None))
 
-    def admit(self, sequences: list[Sequence]) -> list[tuple[Sequence, int]]:
-        """Prefill ``sequences`` together, merge them into the batch; returns their first tokens."""
+    def admit(self, sequences: list[Sequence]) -> list[Produced]:
+        """Prefill ``sequences`` and merge them into the batch; returns their first tokens. Those that score
+        their prompt are prefilled one by one (all positions' logits), the others together."""
+        scoring = [seq for seq in sequences if seq.score_prompt]
+        groups = [[seq] for seq in scoring]
+        rest = [seq for seq in sequences if not seq.score_prompt]
+        if rest:
+            groups.append(rest)
+        return [item for group in groups for item in self._prefill(group)]
+
+    def _prefill(self, sequences: list[Sequence]) -> list[Produced]:
         length = max(len(seq.prompt_ids) for seq in sequences)
         ids = torch.tensor([[0] * (length - len(s.prompt_ids)) + s.prompt_ids for s in sequences], dtype=torch.long)
         mask = torch.tensor([[0] * (length - len(s.prompt_ids)) + [1] * len(s.prompt_ids) for s in sequences])
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = self._new_cache()
+        scoring = sequences[0].score_prompt  # then it is alone
         with torch.inference_mode():
-            logits = self._forward(ids, mask, positions, cache, sequences)
+            logits = self._forward(ids, mask, positions, cache, sequences, every_position=scoring)
+            if scoring:
+                seq = sequences[0]
+                seq.prompt_logprobs = prompt_logprobs(logits[0], seq.prompt_ids, seq.params.logprobs or 0)
+                logits = logits[:, -1, :].float().cpu()
         tokens = sample_next(logits, sequences)
         self._merge(sequences, cache, mask, tokens)
-        return list(zip(sequences, tokens.tolist(), strict=True))
+        return self._produced(sequences, logits, tokens)
 
-    def step(self) -> list[tuple[Sequence, int]]:
+    def step(self) -> list[Produced]:
         """One decoding step for every running sequence; returns each one's new token."""
         ids = self.last[:, None]
         mask = torch.cat([self.mask, torch.ones(len(self), 1, dtype=torch.long)], dim=1)
@@ -114,7 +148,13 @@ class Batch:
         self.positions = self.positions + 1
         tokens = sample_next(logits, self.sequences)
         self.last = tokens
-        return list(zip(self.sequences, tokens.tolist(), strict=True))
+        return self._produced(self.sequences, logits, tokens)
+
+    @staticmethod
+    def _produced(sequences: list[Sequence], logits: torch.Tensor, tokens: torch.Tensor) -> list[Produced]:
+        chosen = tokens.tolist()
+        logprobs = token_logprobs(logits, chosen, [seq.params for seq in sequences])
+        return list(zip(sequences, chosen, logprobs, strict=True))
 
     # ----- cache bookkeeping ------------------------------------------------------------------------
     def _layers(self, cache: Any) -> list[Any]:

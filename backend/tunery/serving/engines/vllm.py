@@ -4,7 +4,10 @@ One process per base model, started with LoRA enabled and runtime adapter loadin
 (``VLLM_ALLOW_RUNTIME_LORA_UPDATING``); adapters are loaded and unloaded through its
 ``/v1/load_lora_adapter`` / ``/v1/unload_lora_adapter``. Prompts go in as token ids (rendered and
 tokenized by Tunery with the training template) and tokens come back as ids (``return_token_ids``), so
-decoding, stop strings and tool parsing are the same as with the transformers engine.
+decoding, stop strings and tool parsing are the same as with the transformers engine. Log-probs come in
+vLLM's legacy completions shape with tokens as ids (``return_tokens_as_token_ids``). A prompt's log-probs
+come from a request of their own (``echo`` with ``max_tokens`` 0) that vLLM runs alone (see gate.py), before
+the request that generates.
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ from typing import IO, Any
 import httpx
 
 from tunery.serving.engines.base import EngineOptions
-from tunery.serving.types import EngineError, GenerationRequest, TokenDelta
+from tunery.serving.engines.gate import Gate
+from tunery.serving.types import EngineError, FinishReason, GenerationRequest, TokenDelta, TokenLogprob
 
 log = logging.getLogger(__name__)
 SERVED_NAME = "base"
 LOG_TAIL = 4000
+#: most alternatives per token a request may ask for (OpenAI's chat limit, top_logprobs 20)
+MAX_LOGPROBS = 20
+TOKEN_ID = "token_id:"
 
 
 def free_port() -> int:
@@ -52,6 +59,7 @@ def server_command(options: EngineOptions, port: int, dtype: str) -> list[str]:
         "--max-cpu-loras", str(max(1, options.max_adapters)),
         "--max-lora-rank", str(options.max_lora_rank),
         "--max-num-seqs", str(options.max_batch),
+        "--max-logprobs", str(MAX_LOGPROBS),
         "--disable-uvicorn-access-log",
     ]  # fmt: skip
     if options.max_model_len:
@@ -72,12 +80,36 @@ def cuda_visible() -> bool:
     return Path("/dev/nvidia0").exists() or bool(os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
+def token_id(token: str) -> int:
+    """The id in vLLM's ``token_id:<id>`` form of a token."""
+    if not token.startswith(TOKEN_ID):
+        raise EngineError(f"vLLM returned the token {token!r} where an id was expected")
+    return int(token[len(TOKEN_ID) :])
+
+
+def parse_logprobs(legacy: dict[str, Any] | None, top: int) -> list[TokenLogprob | None]:
+    """vLLM's legacy completions log-probs (tokens as ids) as entries; its alternatives (the chosen token
+    first, then the most likely ones) become the ``top`` most likely, most likely first."""
+    if not legacy:
+        return []
+    out: list[TokenLogprob | None] = []
+    rows = zip(legacy["tokens"], legacy["token_logprobs"], legacy["top_logprobs"], strict=True)
+    for token, logprob, alternatives in rows:
+        if logprob is None:
+            out.append(None)
+            continue
+        ranked = sorted(((token_id(t), float(v)) for t, v in (alternatives or {}).items()), key=lambda a: -a[1])
+        out.append(TokenLogprob(token_id(token), float(logprob), tuple(ranked[:top])))
+    return out
+
+
 class VLLMGeneration:
     def __init__(self, engine: VLLMEngine, request: GenerationRequest) -> None:
         self.engine = engine
         self.request = request
         self._response: httpx.Response | None = None
         self._finished: set[int] = set()
+        self._entered = False  # holds the engine's gate (with other requests)
 
     def _body(self) -> dict[str, Any]:
         params = self.request.params
@@ -90,6 +122,8 @@ class VLLMGeneration:
             "n": self.request.n,
             "presence_penalty": params.presence_penalty,
             "frequency_penalty": params.frequency_penalty,
+            "top_k": params.top_k,
+            "repetition_penalty": params.repetition_penalty,
             "stop_token_ids": list(params.stop_token_ids),
             "stop": list(params.stop),
             "include_stop_str_in_output": True,
@@ -99,34 +133,82 @@ class VLLMGeneration:
         }
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.logprobs is not None:
+            body |= {"logprobs": params.logprobs, "return_tokens_as_token_ids": True}
         return body
 
+    async def _score_prompt(self) -> list[TokenLogprob | None]:
+        """The prompt's log-probs (vLLM scores an echoed prompt with ``logprobs`` alternatives), alone."""
+        body = {
+            "model": self.request.adapter or SERVED_NAME,
+            "prompt": self.request.prompt_ids,
+            "max_tokens": 0,
+            "echo": True,
+            "logprobs": self.request.params.logprobs or 0,
+            "return_tokens_as_token_ids": True,
+        }
+        async with self.engine.gate.alone():
+            response = await self.engine.client().post("/v1/completions", json=body)
+        if response.status_code != 200:
+            raise EngineError(f"vLLM answered {response.status_code}: {response.text[:500]}")
+        scored = parse_logprobs(response.json()["choices"][0]["logprobs"], self.request.params.logprobs or 0)
+        return [None, *scored[1:]]
+
     async def __aiter__(self) -> AsyncIterator[TokenDelta]:
+        params = self.request.params
+        scored = await self._score_prompt() if params.prompt_logprobs else None
+        if params.max_tokens == 0:  # scoring only
+            for index in range(self.request.n):
+                yield TokenDelta(index, [], "length", 0, [], scored if index == 0 else None)
+            return
         client = self.engine.client()
-        stop_ids = set(self.request.params.stop_token_ids) | self.engine.eos_ids
-        async with client.stream("POST", "/v1/completions", json=self._body()) as response:
-            self._response = response
-            if response.status_code != 200:
-                detail = (await response.aread()).decode("utf-8", "replace")
-                raise EngineError(f"vLLM answered {response.status_code}: {detail[:500]}")
-            async for line in response.aiter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[6:])
-                if "error" in chunk:
-                    raise EngineError(f"vLLM: {chunk['error'].get('message', chunk['error'])}")
-                for choice in chunk.get("choices", []):
-                    index = int(choice.get("index", 0))
-                    if index in self._finished:
+        stop_ids = set(params.stop_token_ids) | self.engine.eos_ids
+        await self.engine.gate.enter()
+        self._entered = True
+        try:
+            async with client.stream("POST", "/v1/completions", json=self._body()) as response:
+                self._response = response
+                if response.status_code != 200:
+                    detail = (await response.aread()).decode("utf-8", "replace")
+                    raise EngineError(f"vLLM answered {response.status_code}: {detail[:500]}")
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
                         continue
-                    ids = list(choice.get("token_ids") or [])
-                    generated = len(ids)
-                    reason = choice.get("finish_reason")
-                    if reason == "stop" and ids and (ids[-1] in stop_ids or isinstance(choice.get("stop_reason"), int)):
-                        ids = ids[:-1]  # the stop token itself is not output
-                    if reason is not None:
-                        self._finished.add(index)
-                    yield TokenDelta(index, ids, "length" if reason == "length" else reason and "stop", generated)
+                    chunk = json.loads(line[6:])
+                    if "error" in chunk:
+                        raise EngineError(f"vLLM: {chunk['error'].get('message', chunk['error'])}")
+                    for choice in chunk.get("choices", []):
+                        delta = self._delta(choice, stop_ids)
+                        if delta is not None:
+                            delta.prompt_logprobs, scored = scored, None
+                            yield delta
+        finally:
+            await self._leave()
+
+    def _delta(self, choice: dict[str, Any], stop_ids: set[int]) -> TokenDelta | None:
+        params = self.request.params
+        index = int(choice.get("index", 0))
+        if index in self._finished:
+            return None
+        ids = list(choice.get("token_ids") or [])
+        generated = len(ids)
+        reason = choice.get("finish_reason")
+        if reason == "stop" and ids and (ids[-1] in stop_ids or isinstance(choice.get("stop_reason"), int)):
+            ids = ids[:-1]  # the stop token itself is not output
+        logprobs = None
+        if params.logprobs is not None:
+            entries = parse_logprobs(choice.get("logprobs"), params.logprobs)
+            logprobs = [entry for entry in entries if entry is not None][: len(ids)]
+        finish: FinishReason | None = None
+        if reason is not None:
+            self._finished.add(index)
+            finish = "length" if reason == "length" else "stop"
+        return TokenDelta(index, ids, finish, generated, logprobs)
+
+    async def _leave(self) -> None:
+        if self._entered:
+            self._entered = False
+            await self.engine.gate.leave()
 
     def cancel(self, index: int) -> None:
         self._finished.add(index)
@@ -134,6 +216,7 @@ class VLLMGeneration:
     async def aclose(self) -> None:
         if self._response is not None:
             await self._response.aclose()
+        await self._leave()
 
 
 class VLLMEngine:
@@ -147,6 +230,8 @@ class VLLMEngine:
         self._context = options.max_model_len or 0
         self._client: httpx.AsyncClient | None = None
         self._log: IO[bytes] | None = None
+        #: requests generate together; a prompt is scored alone
+        self.gate = Gate()
 
     @property
     def running(self) -> bool:

@@ -49,3 +49,6 @@ register_template(
         tokenizer_tokens=True,
     )
 )
+
+# Few-shot benchmark prompts (LLaMA-Factory's eval YAMLs use it): answers end with a blank line, no chat markup.
+register_template(Template(name="fewshot", assistant="{content}\n\n", efficient_eos=True, tokenizer_tokens=True))

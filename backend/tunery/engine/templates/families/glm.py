@@ -17,7 +17,13 @@ from tunery.engine.templates.base import ToolCall
 from tunery.engine.templates.conversation import tool_functions
 from tunery.engine.templates.registry import register_template
 from tunery.engine.templates.template import Template
-from tunery.engine.templates.tools import JINJA_CALL_VARS, JINJA_WRAP_TOOL, ToolFormat, args_json
+from tunery.engine.templates.tools import (
+    JINJA_CALL_VARS,
+    JINJA_WRAP_TOOL,
+    ToolFormat,
+    args_json,
+    register_tool_format,
+)
 
 GLM4_TOOLS_HEAD = (
     "你是一个名为 GLM-4 的人工智能助手。你是基于智谱AI训练的语言模型 GLM-4 模型开发的，"
@@ -71,6 +77,7 @@ class GLM4Tools(ToolFormat):
         )
 
 
+register_tool_format(GLM4Tools())
 register_template(
     Template(
         name="glm4",

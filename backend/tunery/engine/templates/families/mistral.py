@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from tunery.engine.data.types import Role
 from tunery.engine.templates.base import ToolCall
 from tunery.engine.templates.conversation import parse_function_content, tool_call_id, tool_functions
 from tunery.engine.templates.registry import register_template
 from tunery.engine.templates.template import Template, Turn, lit
-from tunery.engine.templates.tools import ToolFormat, parse_json_calls
+from tunery.engine.templates.tools import ToolFormat, parse_json_calls, register_tool_format
 
 
 def _tool_entry(function: dict[str, Any]) -> str:
@@ -35,6 +35,7 @@ def _tool_entry(function: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class MistralTools(ToolFormat):
     name: str = "mistral"
+    own_templates_only: ClassVar[bool] = True  # tools go next to the last user turn (MistralTemplate)
 
     def system(self, system: str, tools: list[dict[str, Any]]) -> str:
         return system  # tools go next to the last user turn, not into the system text
@@ -67,6 +68,7 @@ def _calls_before(turn: Turn) -> int:
 @dataclass(frozen=True)
 class MistralTemplate(Template):
     tool_format: ToolFormat = MistralTools()
+    fixed_tool_format: ClassVar[bool] = True  # its turns and Jinja write Mistral's tool blocks only
 
     def format_head(self, turn: Turn) -> str:
         return self.fill(self.prefix)
@@ -128,6 +130,7 @@ class MistralTemplate(Template):
         )
 
 
+register_tool_format(MistralTools())
 register_template(
     MistralTemplate(
         name="mistral",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tunery.engine.train.errors import invalid_spec
+from tunery.spec.rules_training import best_metric_name
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
@@ -77,7 +78,7 @@ def build_training_arguments(spec: JobSpec, *, show_progress_bar: bool = False) 
         "remove_unused_columns": False,  # the collator needs every column the tokenizer produced
         "train_sampling_strategy": sampling,
         "load_best_model_at_end": t.load_best_model_at_end,
-        "metric_for_best_model": t.metric_for_best_model,
+        "metric_for_best_model": best_metric_name(spec),  # loss for early stopping too
         "greater_is_better": t.greater_is_better,
         "label_smoothing_factor": t.label_smoothing_factor,
         "use_cpu": t.use_cpu or not torch.cuda.is_available(),

@@ -102,12 +102,21 @@ def cross_entropy_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tens
 def without_padding_mask(inputs: dict[str, Any]) -> dict[str, Any]:
     """``inputs`` without a padding mask that cannot change any trained output (right padding, causal
     attention); unchanged otherwise. With ``position_ids`` (packed rows) the mask becomes all ones
-    instead, so transformers does not read the positions as separate sequences."""
+    instead, so transformers does not read the positions as separate sequences. Kept when padding is trained
+    (``ignore_pad_token_for_loss: false`` labels padding with the pad id): outputs at padding positions count
+    then, and they do depend on the mask."""
     mask = inputs.get("attention_mask")
     if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or mask.shape[1] < 2:
         return inputs
     if bool((mask[:, 1:] > mask[:, :-1]).any()) or bool((mask[:, 0] == 0).any()):
         return inputs  # a zero before a one: left padding or holes, the mask matters
+    labels = inputs.get("labels")
+    if (
+        isinstance(labels, torch.Tensor)
+        and labels.shape == mask.shape
+        and bool(((labels != IGNORE_INDEX) & (mask == 0)).any())
+    ):
+        return inputs
     if "position_ids" in inputs:
         return {**inputs, "attention_mask": torch.ones_like(mask)}
     return {key: value for key, value in inputs.items() if key != "attention_mask"}

@@ -4,6 +4,7 @@ the spec's TrainingArguments, the method's optimizer, and the frozen reference m
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -88,8 +89,26 @@ class TuneryTRLMixin:
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
         return None
 
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """TRL adds its stage metrics to an evaluation's log as ``eval_<metric>``; with several eval sets
+        (``eval_on_each_dataset``) every set's would share that name. Name them like the set's loss:
+        ``eval_<set>_<metric>`` (TRL adds the ``eval_``)."""
+        stored = getattr(self, "_metrics", None)
+        prefix = eval_set_prefix(logs)
+        if prefix and isinstance(stored, dict) and isinstance(stored.get("eval"), dict) and not self.model.training:
+            stored["eval"] = defaultdict(list, {f"{prefix}{key}": values for key, values in stored["eval"].items()})
+        super().log(logs, start_time)  # type: ignore[misc]
+
     def _send_telemetry(self) -> None:
         return None
+
+
+def eval_set_prefix(logs: Mapping[str, Any]) -> str:
+    """``<set>_`` when ``logs`` are one eval set's of several (``eval_<set>_runtime``), else ``""``."""
+    for key in logs:
+        if key.startswith("eval_") and key.endswith("_runtime"):
+            return key.removeprefix("eval_").removesuffix("runtime")
+    return ""
 
 
 def labelled_heads(trainer: Any, outputs: tuple[str, ...], temperature: float = 1.0) -> None:

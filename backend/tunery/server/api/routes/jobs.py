@@ -14,7 +14,7 @@ from tunery.server.api.schemas.base import ModelResponse
 from tunery.server.api.schemas.jobs import JobCreate, JobPage, JobPublic
 from tunery.server.auth.access import member_project_ids, require_access
 from tunery.server.auth.principal import Principal
-from tunery.server.db.models import JobStatus, Membership, Role
+from tunery.server.db.models import JobKind, JobStatus, Membership, Role
 from tunery.server.idempotency import IdempotencyDep
 from tunery.server.services import jobs
 from tunery.server.services.job_inputs import JobInputError, Problem
@@ -58,6 +58,7 @@ def list_jobs_route(
     principal: PrincipalDep,
     project_id: Annotated[str | None, Query(description="Project id or slug; default: all your projects.")] = None,
     status_: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
+    kind: Annotated[list[JobKind] | None, Query(description="Only jobs of these kinds (train, eval).")] = None,
     experiment_id: str | None = None,
     model: Annotated[str | None, Query(description="Registered model id or name.")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in the job's name or spec.")] = None,
@@ -67,9 +68,9 @@ def list_jobs_route(
     """Jobs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     if project_id is not None:
         projects = [require_access(session, principal, project_id).project_id]
-        where = JobFilter(projects, status_ or (), experiment_id, model, q)
+        where = JobFilter(projects, status_ or (), experiment_id, model, q, kind or ())
     else:
-        where = JobFilter(member_project_ids(principal.user_id), status_ or (), experiment_id, model, q)
+        where = JobFilter(member_project_ids(principal.user_id), status_ or (), experiment_id, model, q, kind or ())
     rows, next_cursor = list_job_summaries(session, where, cursor, limit)
     # plain dicts validate about twice as fast as attribute access on rows
     items = [dict(zip(SUMMARY_FIELDS, row, strict=True)) for row in rows]

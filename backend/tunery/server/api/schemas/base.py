@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.responses import Response
 
 
@@ -26,6 +26,18 @@ class ModelResponse(Response):
         else:
             body = content.__pydantic_serializer__.to_json(content)
         super().__init__(body, status_code)
+
+
+class ErrorBody(BaseModel):
+    """What the API answers for a refused request (404, 409, 422, ...)."""
+
+    detail: str | list[dict[str, Any]] = Field(
+        description="What is wrong, in words (a body that does not fit its schema: FastAPI's list of errors)."
+    )
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Invalid specs and requests: one entry per problem; ``field`` names it."
+    )
+    param: str | None = Field(default=None, description="The query parameter at fault.")
 
 
 class Request(BaseModel):

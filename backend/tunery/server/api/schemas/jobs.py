@@ -55,6 +55,8 @@ class JobSummary(BaseModel):
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    best_checkpoint_step: int | None = Field(description="Training: the best checkpoint by metric_for_best_model.")
+    stopped_early: bool = Field(description="Training: early stopping (early_stopping_steps) ended the run.")
 
 
 class JobPublic(JobSummary):
@@ -112,6 +114,7 @@ class CheckpointPublic(BaseModel):
     step: int
     path: str
     deleted: bool
+    best: bool = Field(description="The job's best checkpoint by metric_for_best_model (kept by retention).")
     created_at: datetime
 
 

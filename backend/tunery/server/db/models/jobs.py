@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tunery.server.db.base import Base, CreatedMixin, IdMixin, str_enum
@@ -76,6 +76,11 @@ class Job(IdMixin, CreatedMixin, Base):
     queued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # training: the best checkpoint by metric_for_best_model, and whether early stopping ended the run
+    best_checkpoint_step: Mapped[int | None] = mapped_column(Integer)
+    stopped_early: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # eval jobs: what was asked for (POST /api/projects/{id}/evaluations: model id, kind, datasets, ...)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column()
 
     dataset_versions: Mapped[list[JobDatasetVersion]] = relationship(cascade="all, delete-orphan")
 
@@ -140,6 +145,7 @@ class Checkpoint(IdMixin, CreatedMixin, Base):
     step: Mapped[int] = mapped_column(Integer)
     path: Mapped[str] = mapped_column(Text)  # relative to the storage root
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)  # removed by save_total_limit
+    best: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # one per job at most
 
 
 class Artifact(IdMixin, CreatedMixin, Base):
@@ -154,3 +160,19 @@ class Artifact(IdMixin, CreatedMixin, Base):
     path: Mapped[str] = mapped_column(Text)  # relative to the storage root
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class EvalResult(IdMixin, CreatedMixin, Base):
+    """One evaluation of an eval job (a prediction run over a dataset, a benchmark, a judge pass)."""
+
+    __tablename__ = "eval_results"
+    __table_args__ = (UniqueConstraint("job_id", "name"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # predict | benchmark | judge
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    breakdown: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    samples_file: Mapped[str | None] = mapped_column(Text)  # per-sample JSON lines, relative to the storage root
+    samples: Mapped[int] = mapped_column(Integer, default=0)
