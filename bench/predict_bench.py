@@ -253,7 +253,8 @@ def render(data: dict[str, Any]) -> str:
         "arrive by a worker process that has already segmented the labels (the label side is most of the "
         "work) while the model generated; BLEU/ROUGE use Tunery's own arithmetic, equal to nltk's and "
         "rouge_chinese's float for float (tests/evaluation/test_similarity.py) and about 25x faster for ROUGE. "
-        "The vLLM side sends the rows 32 prompts per request and lets vLLM schedule up to 256 at once; its "
+        "The vLLM side sends the rows 32 prompts per request and lets vLLM schedule up to 256 at once, on a "
+        "server started without LoRA layers when no adapter is predicted with (they cost ~40% here); its "
         "end-to-end figure carries the vLLM server's start (about 30 s here).",
         "",
     ]

@@ -58,7 +58,7 @@ def engine_options(spec: JobSpec, model_path: str, adapter_path: str | None) -> 
         model_path=model_path,
         dtype=spec.model.infer_dtype,
         max_batch=max(batch, VLLM_MIN_BATCH) if engine_name(spec) == "vllm" else batch,
-        max_adapters=1,
+        max_adapters=1 if adapter_path else 0,
         max_lora_rank=next((r for r in _VLLM_RANKS if r >= rank), max(rank, 8)),
     )
 

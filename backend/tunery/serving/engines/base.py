@@ -20,7 +20,8 @@ class EngineOptions:
     dtype: str = "auto"
     #: most sequences decoded together (hf) / max_num_seqs (vllm)
     max_batch: int = 16
-    #: adapters one engine keeps loaded (the least recently used one is unloaded past this)
+    #: adapters one engine keeps loaded (the least recently used one is unloaded past this); 0: none (vLLM
+    #: then runs without LoRA layers)
     max_adapters: int = 8
     max_lora_rank: int = 64
     #: context length; None: the model's

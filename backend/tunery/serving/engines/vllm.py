@@ -54,14 +54,13 @@ def server_command(options: EngineOptions, port: int, dtype: str) -> list[str]:
         "--served-model-name", SERVED_NAME,
         "--host", "127.0.0.1", "--port", str(port),
         "--dtype", dtype,
-        "--enable-lora",
-        "--max-loras", str(max(1, options.max_adapters)),
-        "--max-cpu-loras", str(max(1, options.max_adapters)),
-        "--max-lora-rank", str(options.max_lora_rank),
         "--max-num-seqs", str(options.max_batch),
         "--max-logprobs", str(MAX_LOGPROBS),
         "--disable-uvicorn-access-log",
     ]  # fmt: skip
+    if options.max_adapters > 0:  # 0: the base model only (LoRA layers cost time even when no adapter is used)
+        command += ["--enable-lora", "--max-loras", str(options.max_adapters)]
+        command += ["--max-cpu-loras", str(options.max_adapters), "--max-lora-rank", str(options.max_lora_rank)]
     if options.max_model_len:
         command += ["--max-model-len", str(options.max_model_len)]
     return command + list(options.vllm_extra_args)
