@@ -313,6 +313,14 @@ def _sections(text: str) -> list[str]:
     return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
 
 
+def section_footer(data: dict[str, Any], raw: str) -> list[str]:
+    """The closing lines of a bench section: its failed runs, where its raw numbers are, the versions."""
+    lines: list[str] = []
+    if data["failures"]:
+        lines += ["Failed runs: " + "; ".join(f"{f['name']} (exit {f['returncode']})" for f in data["failures"]), ""]
+    return [*lines, f"Raw numbers: `{raw}`; versions: `{json.dumps(data['versions'])}`.", ""]
+
+
 def replace_section(path: Path, title: str, section: str) -> None:
     """Put ``section`` (Markdown starting with ``## <title>...``) in place of the section of ``path`` whose
     heading starts with ``## <title>``, or append it; everything else in the file is kept."""

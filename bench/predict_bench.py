@@ -45,6 +45,7 @@ from harness import (
     rel,
     replace_section,
     run_measured,
+    section_footer,
     versions,
 )
 
@@ -258,9 +259,7 @@ def render(data: dict[str, Any]) -> str:
         "end-to-end figure carries the vLLM server's start (about 30 s here).",
         "",
     ]
-    if data["failures"]:
-        lines += ["Failed runs: " + "; ".join(f"{f['name']} (exit {f['returncode']})" for f in data["failures"]), ""]
-    lines += [f"Raw numbers: `bench/out/predict_results.json`; versions: `{json.dumps(data['versions'])}`.", ""]
+    lines += section_footer(data, "bench/out/predict_results.json")
     return "\n".join(lines)
 
 

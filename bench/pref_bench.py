@@ -43,6 +43,7 @@ from harness import (
     rel,
     replace_section,
     run_measured,
+    section_footer,
     versions,
 )
 
@@ -273,9 +274,7 @@ def render(data: dict[str, Any]) -> str:
             f"{fmt(grpo['reward_last'], 3)} | {fmt(grpo['peak'], 0)} | {fmt(grpo['wall'])} |",
             "",
         ]
-    if data["failures"]:
-        lines += ["Failed runs: " + "; ".join(f"{f['name']} (exit {f['returncode']})" for f in data["failures"]), ""]
-    lines += [f"Raw numbers: `bench/out/pref_results.json`; versions: `{json.dumps(data['versions'])}`.", ""]
+    lines += section_footer(data, "bench/out/pref_results.json")
     return "\n".join(lines)
 
 

@@ -1,5 +1,5 @@
-"""Helpers of the prediction tests: job specs, LoRA adapters with random weights, transformers' own greedy
-``generate`` as the reference answer (what LLaMA-Factory's predict calls)."""
+"""Helpers of the prediction tests: job specs, transformers' own greedy ``generate`` as the reference answer
+(what LLaMA-Factory's predict calls); LoRA adapters with random weights come from the serving tests' helper."""
 
 from __future__ import annotations
 
@@ -27,26 +27,6 @@ def predict_spec(model: Path, data_dir: Path, output_dir: Path, **keys: Any) -> 
         **keys,
     }
     return JobSpec.from_mapping(raw)
-
-
-def make_adapter(base: Path, folder: Path, seed: int, rank: int = 8) -> Path:
-    """A LoRA adapter of ``base`` with random (non-zero) weights, so it changes the model's answers."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    if (folder / "adapter_config.json").exists():
-        return folder
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    peft_model = get_peft_model(model, config)
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_" in name:
-                parameter.normal_(0, 0.5)
-    peft_model.save_pretrained(folder)
-    return folder
 
 
 def reference_answers(spec: JobSpec, adapter: Path | None = None) -> list[str]:

@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from tests.evaluation.predict_support import make_adapter, predict_spec, read_jsonl, reference_answers
+from tests.evaluation.predict_support import predict_spec, read_jsonl, reference_answers
+from tests.serving.support import make_adapter
 from tunery.spec.events import EXIT_INVALID, EXIT_SUCCEEDED, EvalResultEvent, FinishedEvent, parse_event
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.evaluation.predict_support import make_adapter, predict_spec, read_jsonl, reference_answers
+from tests.evaluation.predict_support import predict_spec, read_jsonl, reference_answers
+from tests.serving.support import make_adapter
 from tunery.engine.events import EventSink
 from tunery.evaluation.runner import run_evaluation
 from tunery.serving.engines.base import default_vllm_python

@@ -4,19 +4,15 @@ checkpoint (one per job), early stopping; recorded event streams fed through the
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
-from tests.server.worker_support import Stack, job_row, new_job, new_project
-from tunery.server.db.base import utcnow
+from tests.server.worker_support import Stack, claim_as_w, job_row, new_job, new_project, relay_stack
 from tunery.server.db.models import Checkpoint, EvalResult, Job, JobKind, JobStatus
 from tunery.server.worker.artifacts import kind_of
-from tunery.server.worker.claim import Claim, try_claim
-from tunery.server.worker.registry import WorkerIdentity, announce
 from tunery.server.worker.relay import EventRelay
 from tunery.server.worker.runner import ENGINE_COMMANDS
 from tunery.spec.events import (
@@ -34,20 +30,12 @@ SPEC = {"model": {"model_name_or_path": "tiny"}}
 
 @pytest.fixture
 def stack(pg_url: str, tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path, pg_url, "redis://127.0.0.1:1/0")
-    announce(stack.database.sessions, WorkerIdentity("w", ("gpu",), (), 4))
-    yield stack
-    stack.close()
-
-
-def claim(stack: Stack, job_id: str) -> Claim:
-    result = try_claim(stack.database.sessions, job_id, "w", timedelta(seconds=30), utcnow())
-    assert isinstance(result, Claim)
-    return result
+    with relay_stack(tmp_path, pg_url) as stack:
+        yield stack
 
 
 def relay_for(stack: Stack, job_id: str) -> EventRelay:
-    return EventRelay(stack.database.sessions, claim(stack, job_id), stack.storage_root, lambda *_: None)
+    return EventRelay(stack.database.sessions, claim_as_w(stack, job_id), stack.storage_root, lambda *_: None)
 
 
 def line(event_type: type[Any], **fields: Any) -> str:

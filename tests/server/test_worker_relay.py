@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
-from tests.server.worker_support import Stack, events, job_row, new_job, new_project
-from tunery.server.db.base import utcnow
+from tests.server.worker_support import Stack, claim_as_w, events, job_row, new_job, new_project, relay_stack
 from tunery.server.db.models import Checkpoint, Job, JobStatus, LogLine, Metric
-from tunery.server.worker.claim import Claim, try_claim
-from tunery.server.worker.registry import WorkerIdentity, announce
 from tunery.server.worker.relay import EventRelay, LeaseLost, LogRelay
 from tunery.spec.events import EVENT_ADAPTER, CheckpointEvent, EvalEvent, FinishedEvent, ProgressEvent
 
@@ -23,16 +19,8 @@ SPEC = {"model": {"model_name_or_path": "tiny"}}
 
 @pytest.fixture
 def stack(pg_url: str, tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path, pg_url, "redis://127.0.0.1:1/0")
-    announce(stack.database.sessions, WorkerIdentity("w", ("gpu",), (), 4))
-    yield stack
-    stack.close()
-
-
-def claim(stack: Stack, job_id: str) -> Claim:
-    result = try_claim(stack.database.sessions, job_id, "w", timedelta(seconds=30), utcnow())
-    assert isinstance(result, Claim)
-    return result
+    with relay_stack(tmp_path, pg_url) as stack:
+        yield stack
 
 
 def requeue(stack: Stack, job_id: str) -> None:
@@ -65,7 +53,7 @@ def metrics(stack: Stack, job_id: str) -> dict[int, tuple[int, dict[str, Any]]]:
 
 def test_events_are_numbered_after_the_claim_and_stored_once(stack: Stack) -> None:
     job_id = new_job(stack.database, new_project(stack.database), SPEC)
-    attempt = claim(stack, job_id)
+    attempt = claim_as_w(stack, job_id)
     published = Published()
     relay = EventRelay(stack.database.sessions, attempt, stack.storage_root, published)
     for text in (progress(1, 1, 2.0), progress(2, 2, 1.5), progress(2, 2, 1.5)):  # the last one repeats seq 2
@@ -84,14 +72,14 @@ def test_events_are_numbered_after_the_claim_and_stored_once(stack: Stack) -> No
 
 def test_a_resumed_attempt_stores_each_step_once(stack: Stack) -> None:
     job_id = new_job(stack.database, new_project(stack.database), SPEC)
-    first = claim(stack, job_id)
+    first = claim_as_w(stack, job_id)
     relay = EventRelay(stack.database.sessions, first, stack.storage_root, Published())
     for seq, step in ((1, 1), (2, 2), (3, 3)):
         relay.feed(progress(seq, step, 3.0 - step / 10))
     relay.feed(line(EvalEvent, seq=4, step=3, epoch=0.75, metrics={"eval_loss": 9.0}))
     requeue(stack, job_id)
 
-    second = claim(stack, job_id)  # resumed from a checkpoint at step 2: step 3 comes again
+    second = claim_as_w(stack, job_id)  # resumed from a checkpoint at step 2: step 3 comes again
     assert second.seq_offset == 6  # 1 (running) + 4 engine events + 1 (running, attempt 2)
     relay = EventRelay(stack.database.sessions, second, stack.storage_root, Published())
     relay.feed(progress(1, 3, 0.5))
@@ -107,7 +95,7 @@ def test_a_resumed_attempt_stores_each_step_once(stack: Stack) -> None:
 
 def test_eval_metrics_merge_into_the_step(stack: Stack) -> None:
     job_id = new_job(stack.database, new_project(stack.database), SPEC)
-    relay = EventRelay(stack.database.sessions, claim(stack, job_id), stack.storage_root, Published())
+    relay = EventRelay(stack.database.sessions, claim_as_w(stack, job_id), stack.storage_root, Published())
     relay.feed(progress(1, 2, 1.0))
     relay.feed(line(EvalEvent, seq=2, step=2, epoch=0.5, metrics={"eval_loss": 1.25}))
     assert metrics(stack, job_id)[2] == (1, {"loss": 1.0, "epoch": 0.5, "eval_loss": 1.25})
@@ -115,7 +103,7 @@ def test_eval_metrics_merge_into_the_step(stack: Stack) -> None:
 
 def test_checkpoints_are_stored_relative_and_removed_ones_marked(stack: Stack) -> None:
     job_id = new_job(stack.database, new_project(stack.database), SPEC)
-    relay = EventRelay(stack.database.sessions, claim(stack, job_id), stack.storage_root, Published())
+    relay = EventRelay(stack.database.sessions, claim_as_w(stack, job_id), stack.storage_root, Published())
     output = stack.storage_root / "jobs" / job_id / "output"
     for step in (2, 4):
         (output / f"checkpoint-{step}").mkdir(parents=True)
@@ -132,7 +120,7 @@ def test_checkpoints_are_stored_relative_and_removed_ones_marked(stack: Stack) -
 
 def test_an_attempt_that_lost_its_lease_writes_nothing(stack: Stack) -> None:
     job_id = new_job(stack.database, new_project(stack.database), SPEC)
-    attempt = claim(stack, job_id)
+    attempt = claim_as_w(stack, job_id)
     relay = EventRelay(stack.database.sessions, attempt, stack.storage_root, Published())
     requeue(stack, job_id)
     with pytest.raises(LeaseLost):
@@ -147,13 +135,13 @@ def test_an_attempt_that_lost_its_lease_writes_nothing(stack: Stack) -> None:
 
 def test_log_lines_continue_numbering_across_attempts(stack: Stack) -> None:
     job_id = new_job(stack.database, new_project(stack.database), SPEC)
-    logs = LogRelay(stack.database.sessions, claim(stack, job_id))
+    logs = LogRelay(stack.database.sessions, claim_as_w(stack, job_id))
     logs.add("loading model\n")
     logs.add("Loading weights:   0%|     | 0/21\rLoading weights: 100%|█████| 21/21\n")
     logs.add("\n")
     logs.flush()
     requeue(stack, job_id)
-    logs = LogRelay(stack.database.sessions, claim(stack, job_id))
+    logs = LogRelay(stack.database.sessions, claim_as_w(stack, job_id))
     logs.add("resuming\n")
     logs.flush()
     with stack.database.session() as session:

@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,8 +21,11 @@ from sqlalchemy import select
 
 from tests.support.tiny_models import SHARED_DATA
 from tunery.server.config import Settings
+from tunery.server.db.base import utcnow
 from tunery.server.db.models import Job, JobEvent, JobStatus, Metric, Project
 from tunery.server.db.session import Database
+from tunery.server.worker.claim import Claim, try_claim
+from tunery.server.worker.registry import WorkerIdentity, announce
 from tunery.spec import JobSpec
 
 T = TypeVar("T")
@@ -299,6 +303,25 @@ class Stack:
             sys.stdout.write(f"\n----- {process.log.name} -----\n{process.interesting_output()[-8000:]}\n")
         truncate_all(self.database)
         self.database.dispose()
+
+
+@contextlib.contextmanager
+def relay_stack(tmp_path: Path, pg_url: str) -> Iterator[Stack]:
+    """A database and storage root with one announced worker ``w`` (4 CPU slots, no broker): enough to claim
+    jobs and feed recorded event streams through the relay."""
+    stack = Stack(tmp_path, pg_url, "redis://127.0.0.1:1/0")
+    announce(stack.database.sessions, WorkerIdentity("w", ("gpu",), (), 4))
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def claim_as_w(stack: Stack, job_id: str) -> Claim:
+    """Worker ``w`` claims the queued job (a 30 s lease)."""
+    result = try_claim(stack.database.sessions, job_id, "w", timedelta(seconds=30), utcnow())
+    assert isinstance(result, Claim)
+    return result
 
 
 def truncate_all(database: Database) -> None:
