@@ -11,7 +11,6 @@ of evaluations already done included) and exit code 3.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -153,11 +152,6 @@ def run_evaluation(spec: JobSpec, sink: EventSink, *, cache_dir: Path | None = N
             return exit_code_for(code)
 
 
-def _module(name: str) -> Any:
-    """``tunery.evaluation.<name>``, imported when a job needs it (benchmark, judge)."""
-    return importlib.import_module(f"tunery.evaluation.{name}")
-
-
 def dispatch(
     spec: JobSpec,
     kind: str,
@@ -171,7 +165,8 @@ def dispatch(
 
     evaluation = spec.evaluation
     if kind == "judge":
-        judge = _module("judge")
+        from tunery.evaluation import judge
+
         files = [Path(path) for path in evaluation.judge_predictions or []]
         for path in files:
             if not path.is_file():
@@ -182,7 +177,9 @@ def dispatch(
             publish(judge.judge_single(spec, files[0], output_dir, reporter))
         return
     if kind == "benchmark":
-        publish(_module("benchmark").run_benchmark(spec, output_dir, reporter))
+        from tunery.evaluation.benchmark import run_benchmark
+
+        publish(run_benchmark(spec, output_dir, reporter))
         return
     from tunery.evaluation.predict import run_predict
 
@@ -191,14 +188,15 @@ def dispatch(
         publish(outcome)
     if not evaluation.judge_model:
         return
-    judge = _module("judge")
+    from tunery.evaluation.judge import judge_single
+
     several = len(outcomes) > 1
     reporter.phases = 1 + len(outcomes)
     for outcome in outcomes:
         reporter.next_phase()
         assert outcome.samples_file is not None
         folder = output_dir / f"judge_{outcome.name}" if several else output_dir
-        judged = judge.judge_single(spec, output_dir / outcome.samples_file, folder, reporter)
+        judged = judge_single(spec, output_dir / outcome.samples_file, folder, reporter)
         if several:
             judged.name = f"{judged.name}:{outcome.name}"
             if judged.samples_file is not None:
