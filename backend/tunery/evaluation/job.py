@@ -10,7 +10,7 @@ from typing import Any
 
 from tunery.spec import JobSpec, SpecError
 from tunery.spec.errors import SpecProblem
-from tunery.spec.job import nest, parse_overrides, read_spec_file
+from tunery.spec.job import read_flat
 
 
 def with_eval_defaults(flat: dict[str, Any], source: str | None = None) -> dict[str, Any]:
@@ -30,10 +30,4 @@ def with_eval_defaults(flat: dict[str, Any], source: str | None = None) -> dict[
 
 def load_eval_spec(path: str | Path, overrides: list[str] | None = None) -> JobSpec:
     """Read an eval job file, apply ``key=value`` overrides, fill the eval defaults, validate."""
-    raw = read_spec_file(path)
-    nested, problems = nest(raw)
-    if problems:
-        raise SpecError(problems, str(path))
-    merged: dict[str, Any] = {key: value for fields in nested.values() for key, value in fields.items()}
-    merged.update(parse_overrides(overrides or []))
-    return JobSpec.from_mapping(with_eval_defaults(merged, str(path)), source=str(path))
+    return JobSpec.from_mapping(with_eval_defaults(read_flat(path, overrides), str(path)), source=str(path))

@@ -187,12 +187,18 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> JobSpec:
-    """Read a job file, apply ``key=value`` overrides (flat keys win over the file), validate."""
+def read_flat(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A job file's keys, flat, with ``key=value`` overrides applied (they win over the file); SpecError for
+    unknown keys."""
     raw = read_spec_file(path)
-    flat_raw, problems = nest(raw)
+    nested, problems = nest(raw)
     if problems:
         raise SpecError(problems, str(path))
-    merged: dict[str, Any] = {k: v for fields in flat_raw.values() for k, v in fields.items()}
+    merged: dict[str, Any] = {k: v for fields in nested.values() for k, v in fields.items()}
     merged.update(parse_overrides(overrides or []))
-    return JobSpec.from_mapping(merged, source=str(path))
+    return merged
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> JobSpec:
+    """Read a job file, apply ``key=value`` overrides (flat keys win over the file), validate."""
+    return JobSpec.from_mapping(read_flat(path, overrides), source=str(path))
