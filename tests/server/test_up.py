@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -170,6 +171,20 @@ def test_up_runs_a_job_end_to_end_and_supervises_its_children(
     assert "stopped" in up.output()
 
 
+def process_states(up: Up) -> str:
+    """Every process of ``up`` with its state, wait channel and pending signals (for a failure message)."""
+    lines = []
+    for process in [psutil.Process(up.process.pid), *psutil.Process(up.process.pid).children(recursive=True)]:
+        with contextlib.suppress(psutil.Error, OSError):
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            wchan = Path(f"/proc/{process.pid}/wchan").read_text()
+            masks = " ".join(f"{k}={fields[k].strip()}" for k in ("State", "SigPnd", "ShdPnd", "SigBlk", "SigCgt"))
+            command = " ".join(process.cmdline())[:160]
+            lines.append(f"{process.pid} ppid={process.ppid()} {masks} wchan={wchan} {command}")
+    return "\n".join(lines)
+
+
 def sigterm_pending(pid: int) -> bool:
     """SIGTERM is waiting for the (stopped) process: the SigPnd/ShdPnd masks of /proc/PID/status."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -197,6 +212,9 @@ def test_stopping_up_mid_training_resumes_the_job_on_the_next_start(
     def thaw_once_signalled() -> None:
         try:
             wait_for(lambda: sigterm_pending(engine), 120, "the stopping worker to SIGTERM its engine")
+        except BaseException:
+            sys.stdout.write("\n----- processes when the SIGTERM did not come -----\n" + process_states(up) + "\n")
+            raise
         finally:
             os.killpg(engine, signal.SIGCONT)  # it checkpoints and exits; the job goes back to the queue
 

@@ -52,8 +52,9 @@ def run_worker(settings: Settings, identity: WorkerIdentity, loglevel: str = "IN
         heartbeat.start()
 
     def on_shutting_down(**_: Any) -> None:
-        shutdown.request()
+        # engines first: nothing below may delay their SIGTERM (the pool's watchdogs also see the flag)
         stopped = stop_engines()
+        shutdown.request()
         if stopped:
             log.warning("stopping %d running job(s); they will resume from their checkpoints", stopped)
 

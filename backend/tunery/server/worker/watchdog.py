@@ -3,8 +3,9 @@
 - every ``heartbeat_seconds``: extend the lease (only while it is still ours; else kill the engine);
 - every ``poll_seconds``: read ``cancel_requested`` -> SIGTERM the engine's group (it checkpoints and
   exits), SIGKILL once ``cancel_grace_seconds`` have passed;
-- the worker's main process died (we were re-parented) -> stop the engine the same way; the job is
-  re-queued from its checkpoint when the engine has exited.
+- the worker's main process died (we were re-parented) or began a warm shutdown -> stop the engine the same
+  way; the job is re-queued from its checkpoint when the engine has exited. (The main process also signals
+  every engine on shutdown; this second path does not depend on that handler running.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.sql import Executable
 
 from tunery.server.db.base import utcnow
 from tunery.server.db.models import Job, JobStatus
+from tunery.server.worker import shutdown
 from tunery.server.worker.claim import Claim
 from tunery.server.worker.context import WorkerOptions
 from tunery.server.worker.engine_process import EngineProcess
@@ -90,10 +92,16 @@ class Watchdog(threading.Thread):
             self.on_cancel()
 
     def check_parent(self) -> None:
-        if not self.interrupted and os.getppid() != self._parent:
+        if self.interrupted:
+            return
+        if os.getppid() != self._parent:
             log.warning("worker process gone: stopping job %s to re-queue it", self.claim.job_id)
-            self.interrupted = True
-            self._begin_stop()
+        elif shutdown.requested():
+            log.warning("worker shutting down: stopping job %s to re-queue it", self.claim.job_id)
+        else:
+            return
+        self.interrupted = True
+        self._begin_stop()
 
     def on_cancel(self) -> None:
         if not self.cancel_requested:
