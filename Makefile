@@ -23,7 +23,19 @@ $(VLLM_STAMP): deploy/setup_vllm.sh
 	bash deploy/setup_vllm.sh
 	touch $(VLLM_STAMP)
 
-install: $(STAMP) $(VLLM_STAMP)
+# llama.cpp (llama-cpp-python + its HF -> GGUF converter) inside .venv for GGUF export: compiled once, then cached.
+GGUF_STAMP := $(VENV)/.gguf-installed
+$(GGUF_STAMP): deploy/setup_gguf.sh $(STAMP)
+	bash deploy/setup_gguf.sh
+	touch $(GGUF_STAMP)
+
+# optimum-onnx (ONNX export) lives in its own venv too: it pins an older transformers than the training engine.
+ONNX_STAMP := .venv-onnx/.installed
+$(ONNX_STAMP): deploy/setup_onnx.sh
+	bash deploy/setup_onnx.sh
+	touch $(ONNX_STAMP)
+
+install: $(STAMP) $(VLLM_STAMP) $(GGUF_STAMP) $(ONNX_STAMP)
 
 # `make up` settings: where `tunery up` listens and keeps its data (TUNERY_HOME, default .tunery).
 HOST ?= 127.0.0.1
@@ -99,5 +111,11 @@ bench-pref: install
 bench-predict: install
 	$(BIN)/python bench/predict_bench.py
 
+## Export benchmark: LoRA merge + GGUF F16 + Q4_K_M of the demo model, `tunery export` vs LF 0.9.5's export +
+## llama.cpp's converter and quantizer by hand.
+.PHONY: bench-export
+bench-export: install
+	$(BIN)/python bench/export_bench.py
+
 clean:
-	rm -rf $(VENV) .venv-vllm .tunery .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-vllm .venv-onnx .tunery .mypy_cache .ruff_cache .pytest_cache

@@ -9,4 +9,8 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
   for _ in $(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
+# Go (Debian's golang-go) renders Ollama Modelfile templates in the export tests (tests/support/ollama.py).
+if ! command -v go >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq golang-go) || (sudo apt-get update -qq && sudo apt-get install -y -qq golang-go)
+fi
 echo "services: postgresql and redis are up"

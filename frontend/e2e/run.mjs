@@ -9,7 +9,7 @@
 // worker. Screenshots of every screen go to e2e/screenshots/ (1280 px and 390 px wide).
 // Each step reports ok/FAIL; later steps still run when they can. Exit code 1 if any step failed.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,11 @@ const SKIP_TRAINING = process.env.E2E_SKIP_TRAINING === '1';
 const CHROMIUM = process.env.E2E_CHROMIUM ?? '/usr/bin/chromium';
 const STAMP = Date.now().toString(36);
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
+// exports write GGUF too when the engine has its GGUF writer (E2E_EXPORT_GGUF=0|1 decides otherwise)
+const GGUF = process.env.E2E_EXPORT_GGUF ? process.env.E2E_EXPORT_GGUF === '1' : (() => {
+  const folder = resolve(HERE, '../../backend/tunery/engine/export');
+  return existsSync(folder) && readdirSync(folder).some((name) => /^gguf.*\.py$/.test(name));
+})();
 
 const results = [];
 const children = [];
@@ -174,6 +179,7 @@ async function main() {
   let datasetOk = false;
   let evalFt = null;
   let evalBase = null;
+  let exportJob = null;
 
   try {
     await step(
@@ -223,6 +229,18 @@ async function main() {
       const after = await page.request.get(`${base}/api/auth/me`, { headers: { Authorization: `Bearer ${key}` } });
       if (after.status() !== 401) throw new Error(`a revoked key still works (${after.status()})`);
       await shot('04-settings');
+    });
+
+    await step('settings: a project secret is stored and listed by its name only', async () => {
+      await nav('nav-settings');
+      await page.getByTestId('secret-name').fill(`E2E_TOKEN_${STAMP}`);
+      await page.getByTestId('secret-value').fill(`hf_secret_${STAMP}`);
+      await page.getByTestId('secret-save').click();
+      await page.locator(`[data-testid="secret-row"][data-name="E2E_TOKEN_${STAMP}"]`).waitFor();
+      if ((await page.content()).includes(`hf_secret_${STAMP}`)) throw new Error('the secret value is shown back');
+      const listed = await apiGet(`/api/projects/${await page.evaluate(() => localStorage.getItem('tunery.project'))}/secrets`).catch(() => null);
+      if (listed && JSON.stringify(listed).includes(`hf_secret_${STAMP}`)) throw new Error('the API returns the secret value');
+      await shot('04b-settings-secrets');
     });
 
     await step('models: register the tiny base model', async () => {
@@ -504,11 +522,96 @@ async function main() {
       }
     }
 
-    await step('export still says what is coming', async () => {
-      await nav('nav-export');
-      await page.getByTestId('coming-export').waitFor();
-      await shot('20-export');
-    });
+    if (mainRun) {
+      await step('export: the fine-tune merged (safetensors) and as GGUF, live, then its files: sizes, checks, download, card, chat with it', async () => {
+        await go(`/runs/${mainRun}`);
+        await page.getByTestId('run-export').click();
+        await page.waitForURL(/\/export\?job=/);
+        // the run's fine-tune is picked already
+        await waitFor(async () => (await page.getByTestId('export-model').inputValue()).includes(`e2e main ${STAMP}`), 'the fine-tune picked', 30_000);
+        await page.getByTestId('export-name').fill(`e2e export ${STAMP}`);
+        await page.getByRole('checkbox', { name: /^Merged model/ }).check();
+        if (GGUF) {
+          await page.getByRole('checkbox', { name: /^GGUF/ }).check();
+          const types = page.getByTestId('export-gguf').getByRole('checkbox');
+          for (let i = 0; i < (await types.count()); i++) {
+            const box = types.nth(i);
+            const name = (await box.getAttribute('value')) ?? '';
+            if (name === 'F16') await box.check();
+            else if (name) await box.uncheck();
+          }
+        }
+        // the expected size, before anything starts
+        const expected = GGUF ? 2 : 1;
+        await waitFor(async () => (await page.getByTestId('export-estimate-item').count()) === expected, `an estimate of ${expected} files`, 30_000);
+        if (!(Number(await page.getByTestId('export-estimate-total').getAttribute('data-bytes')) > 0)) throw new Error('no expected size');
+        await shot('20-export-new');
+        await page.getByTestId('export-submit').click();
+        const row = page.getByTestId('export-row').filter({ hasText: `e2e export ${STAMP}` });
+        await row.waitFor({ timeout: 30_000 });
+        exportJob = await row.getAttribute('data-job');
+        await waitFor(async () => TERMINAL.includes((await apiGet(`/api/jobs/${exportJob}`)).status), 'the export to finish', 600_000, 2000);
+        const job = await apiGet(`/api/jobs/${exportJob}`);
+        if (job.status !== 'succeeded') throw new Error(`the export ${job.status}: ${job.error_code} ${job.error_message}`);
+        await row.and(page.locator('[data-status="succeeded"]')).waitFor({ timeout: 30_000 });
+        const files = row.getByTestId('artifact-row');
+        await files.first().waitFor({ timeout: 30_000 });
+        const byFormat = async (format) => row.locator(`[data-testid="artifact-row"][data-format="${format}"]`).first();
+        const formats = await files.evaluateAll((rows) => rows.map((r) => `${r.dataset.format}:${r.dataset.size}`));
+        for (const format of ['hf', 'card', ...(GGUF ? ['gguf', 'modelfile'] : [])]) {
+          const entry = formats.find((item) => item.startsWith(`${format}:`));
+          if (!entry || !(Number(entry.split(':')[1]) > 0)) throw new Error(`no ${format} file with a size: ${formats.join(', ')}`);
+        }
+        await shot('20b-export-files');
+        // download the smallest servable file and check what arrives
+        const target = await byFormat(GGUF ? 'gguf' : 'card');
+        const size = Number(await target.getAttribute('data-size'));
+        const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), target.getByTestId('artifact-download').click()]);
+        const saved = join(WORK, `download-${download.suggestedFilename()}`);
+        await download.saveAs(saved);
+        const bytes = readFileSync(saved);
+        if (bytes.length !== size) throw new Error(`downloaded ${bytes.length} bytes, the list says ${size}`);
+        if (GGUF && bytes.subarray(0, 4).toString('latin1') !== 'GGUF') throw new Error('the downloaded file is not GGUF');
+        // the verification figures of the GGUF file, and the model card (and the Modelfile) shown inline
+        if (GGUF) await target.locator('[data-testid="artifact-check"][data-check="greedy_match"]').waitFor();
+        for (const format of GGUF ? ['card', 'modelfile'] : ['card']) {
+          await (await byFormat(format)).getByTestId('artifact-view').click();
+          const text = page.getByTestId('artifact-text');
+          await waitFor(async () => ((await text.textContent()) ?? '').trim().length > 20, `the ${format} shown`, 30_000);
+          if (format === 'modelfile' && !/^FROM /m.test((await text.textContent()) ?? '')) throw new Error('the Modelfile has no FROM line');
+          await page.waitForTimeout(400); // the dialog's opening transition
+          await shot(`20c-export-${format}`, false);
+          await page.getByRole('dialog').getByRole('button', { name: 'Done' }).click();
+        }
+        // deploy it (its engine started and kept warm), then let it go again
+        const chatTarget = (await target.getByTestId('artifact-served-id').count()) ? target : await byFormat('hf');
+        await chatTarget.getByTestId('artifact-deploy').click();
+        await waitFor(async () => (await chatTarget.getByTestId('artifact-deploy').getAttribute('data-deployed')) === 'true', 'the export deployed', 180_000, 1000);
+        await shot('20e-export-deployed', false);
+        await chatTarget.getByTestId('artifact-deploy').click();
+        await waitFor(async () => (await chatTarget.getByTestId('artifact-deploy').getAttribute('data-deployed')) === 'false', 'the export undeployed', 60_000, 1000);
+        // chat with the exported file (served at /v1 at once)
+        const chatRow = chatTarget;
+        const model = (await chatRow.getByTestId('artifact-served-id').textContent())?.trim();
+        await chatRow.getByTestId('artifact-chat').click();
+        await page.waitForURL(/\/chat\?model=/);
+        await waitFor(async () => (await page.getByTestId('chat-model').inputValue()) === model, 'the export picked in the chat', 30_000);
+        await page.getByTestId('chat-max-tokens').fill('12');
+        const thumb = page.getByTestId('chat-temperature').getByRole('slider');
+        await thumb.focus();
+        await thumb.press('Home');
+        await page.getByTestId('chat-input').fill('Who are you?');
+        await page.getByTestId('chat-send').click();
+        const answer = page.getByTestId('chat-transcript').locator('[data-role="assistant"]');
+        await answer.first().waitFor({ timeout: 180_000 });
+        await page.getByTestId('chat-send').waitFor({ timeout: 180_000 });
+        if (await page.getByTestId('chat-transcript').getByRole('alert').count()) {
+          throw new Error(`the chat with the export failed: ${await page.getByTestId('chat-transcript').getByRole('alert').first().textContent()}`);
+        }
+        if (!((await answer.first().textContent()) ?? '').trim()) throw new Error('a blank answer from the export');
+        await shot('20d-export-chat');
+      });
+    }
 
     if (mainRun) {
       await step('chat: the finished fine-tune side by side with its base model (/v1, streamed)', async () => {
@@ -565,6 +668,10 @@ async function main() {
       await page.getByText('新建评估').first().waitFor();
       if (evalFt && evalBase) await page.getByTestId('metric-table').getByText('最佳').first().waitFor();
       await shot('24b-evaluate-zh');
+      await go('/export');
+      await page.getByTestId('export-title').getByText('导出').waitFor();
+      if (exportJob) await page.getByTestId('export-artifacts').first().getByText('校验').first().waitFor();
+      await shot('24c-export-zh');
       await page.getByTestId('language-switch').first().click();
       await page.getByRole('option', { name: 'English' }).click();
     });
@@ -576,6 +683,7 @@ async function main() {
         ['/runs/new', '26-mobile-new-run'],
         ['/datasets', '27-mobile-datasets'],
         ['/evaluate/new', '27b-mobile-new-eval'],
+        ['/export', '27c-mobile-export'],
         ...(mainRun ? [[`/runs/${mainRun}`, '28-mobile-run']] : []),
       ]) {
         await go(path);

@@ -21,7 +21,7 @@ const Datasets = lazy(() => import('./pages/Datasets').then((m) => ({ default: m
 const Models = lazy(() => import('./pages/Models').then((m) => ({ default: m.Models })));
 const NewRun = lazy(() => import('./pages/NewRun').then((m) => ({ default: m.NewRun })));
 const Overview = lazy(() => import('./pages/Overview').then((m) => ({ default: m.Overview })));
-const Coming = lazy(() => import('./pages/Placeholder').then((m) => ({ default: m.Coming })));
+const Export = lazy(() => import('./pages/Export').then((m) => ({ default: m.Export })));
 const Run = lazy(() => import('./pages/Run').then((m) => ({ default: m.Run })));
 const Runs = lazy(() => import('./pages/Runs').then((m) => ({ default: m.Runs })));
 const Settings = lazy(() => import('./pages/Settings').then((m) => ({ default: m.Settings })));
@@ -73,7 +73,7 @@ function Dashboard() {
           <Route path="/chat" element={<Chat />} />
           <Route path="/evaluate" element={<Evaluate />} />
           <Route path="/evaluate/new" element={<NewEval />} />
-          <Route path="/export" element={<Coming screen="export" />} />
+          <Route path="/export" element={<Export />} />
           <Route path="/settings" element={<Settings />} />
           <Route path="/signin" element={<Navigate to="/" replace />} />
           <Route path="*" element={<Navigate to="/" replace />} />

@@ -1,13 +1,14 @@
-"""``tunery`` command line: train, eval, validate, preview, env, quickstart."""
+"""``tunery`` command line: train, eval, export, validate, preview, env, quickstart."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tunery.engine.data.api import DataError
 from tunery.spec import JobSpec, SpecError, load_spec
@@ -22,13 +23,17 @@ def _add_job_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="override keys of the job file")
 
 
-def _add_run_args(parser: argparse.ArgumentParser) -> None:
-    _add_job_args(parser)
+def _add_events_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--events",
         metavar="PATH",
         help="write the JSON-lines event stream to PATH ('-' = stdout; the progress bar is then off)",
     )
+
+
+def _add_run_args(parser: argparse.ArgumentParser) -> None:
+    _add_job_args(parser)
+    _add_events_arg(parser)
     parser.add_argument("--cache-dir", type=Path, help="tokenized cache folder (default ~/.cache/tunery)")
 
 
@@ -42,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
         "eval", help="evaluate a model: predictions with BLEU/ROUGE, a benchmark (task) or an LLM judge"
     )
     _add_run_args(evaluate)
+    export = commands.add_parser(
+        "export", help="merge adapters into the base; write the merged model, GGUF, ONNX, GPTQ, Modelfile, card"
+    )
+    _add_job_args(export)
+    _add_events_arg(export)
+    export.add_argument(
+        "--card-context",
+        type=Path,
+        metavar="FILE",
+        help="JSON the model card includes (source job, datasets with versions and hashes, metrics, eval results)",
+    )
 
     validate = commands.add_parser("validate", help="check the job spec and every data row; no training")
     _add_job_args(validate)
@@ -131,6 +147,54 @@ def _eval_printer() -> Callable[[Event], None]:
     return EvalPrinter(sys.stderr)
 
 
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    from tunery.engine.export.job import load_export_spec
+
+    spec = load_export_spec(args.job, list(args.overrides))
+    card_context = _read_card_context(args.card_context)
+    with _event_sink(args, _export_printer()) as sink:
+        from tunery.engine.export.runner import run_export
+
+        return run_export(spec, sink, card_context=card_context)
+
+
+def _read_card_context(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    from tunery.spec.errors import SpecProblem
+
+    try:
+        context = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpecError([SpecProblem("--card-context", f"cannot read {path}: {exc}")]) from exc
+    if not isinstance(context, dict):
+        raise SpecError([SpecProblem("--card-context", f"{path} must hold a JSON object")])
+    return context
+
+
+def _export_printer() -> Callable[[Event], None]:
+    """The progress bar over the export's phases, with each phase and written file printed above it."""
+    from tqdm import tqdm
+
+    from tunery.cli.progress import ProgressPrinter
+    from tunery.spec.events import ArtifactEvent, LogEvent, StartedEvent
+
+    class ExportPrinter(ProgressPrinter):
+        def __call__(self, event: Event) -> None:
+            if isinstance(event, StartedEvent):
+                self._write(f"exporting on {event.device}: {event.total_steps} phases")
+                self._bar = tqdm(total=event.total_steps, file=self._stream, unit="phase", dynamic_ncols=True)
+            elif isinstance(event, LogEvent) and event.level == "info":
+                self._write(event.message)
+            elif isinstance(event, ArtifactEvent):
+                checks = ", ".join(f"{k}={v:.4g}" for k, v in event.checks.items())
+                self._write(f"wrote {event.name} ({event.size_bytes:,} bytes): {event.path}  {checks}".rstrip())
+            else:
+                super().__call__(event)
+
+    return ExportPrinter(sys.stderr)
+
+
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     from tunery.engine.data.load import validate_datasets
 
@@ -177,6 +241,7 @@ def cmd_quickstart(args: argparse.Namespace, out: TextIO) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
+    "export": cmd_export,
     "validate": cmd_validate,
     "preview": cmd_preview,
     "env": cmd_env,

@@ -25,7 +25,11 @@ HELP_LINE = "Type a message; 'clear' starts over, 'exit' quits."
 def _job_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job", type=Path, help="job file with model_name_or_path (adapter, template, infer_backend)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="override keys of the job file")
-    parser.add_argument("--engine", choices=["hf", "vllm"], help="inference engine (default: the job's infer_backend)")
+    parser.add_argument(
+        "--engine",
+        choices=["hf", "vllm", "gguf"],
+        help="inference engine (default: the job's infer_backend; gguf with gguf_file)",
+    )
 
 
 def register(subparsers: Any) -> None:

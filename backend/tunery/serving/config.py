@@ -13,7 +13,7 @@ from tunery.serving.engines.base import EngineOptions, default_vllm_python
 class ServingConfig:
     #: engines with no request for this long are stopped (deployments keep theirs running)
     idle_seconds: float = 900.0
-    #: vllm | hf | None (vllm when installed, else hf)
+    #: vllm | hf | None (vllm when installed, else hf); targets that name their engine (gguf) keep it
     engine: str | None = None
     dtype: str = "auto"
     max_batch: int = 16
@@ -24,6 +24,8 @@ class ServingConfig:
     default_max_tokens: int = 2048
     vllm_python: str = field(default_factory=default_vllm_python)
     vllm_cpu_kv_gib: int = 1
+    #: CPU threads of the gguf engine (None: llama-cpp-python's default)
+    threads: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -37,6 +39,7 @@ class ServingConfig:
             "max_model_len": ("TUNERY_SERVE_MAX_MODEL_LEN", int),
             "default_max_tokens": ("TUNERY_SERVE_DEFAULT_MAX_TOKENS", int),
             "vllm_cpu_kv_gib": ("TUNERY_VLLM_CPU_KV_GIB", int),
+            "threads": ("TUNERY_SERVE_THREADS", int),
         }
         for key, (name, kind) in numbers.items():
             if env.get(name):
@@ -59,4 +62,5 @@ class ServingConfig:
             max_model_len=self.max_model_len,
             vllm_python=self.vllm_python,
             vllm_cpu_kv_gib=self.vllm_cpu_kv_gib,
+            threads=self.threads,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
 from collections import OrderedDict
@@ -30,6 +31,8 @@ class Slot:
     base_path: str
     kind: str
     engine: InferenceEngine
+    #: the tokenizer's folder (the base model's, or a GGUF file's export folder)
+    tokenizer_path: str = ""
     tokenizer: Any = None
     state: str = "starting"  # starting | ready | failed | stopping
     error: str | None = None
@@ -78,8 +81,20 @@ class EngineManager:
             return canonical(self.config.engine)
         return default_engine(self.config.engine_options(""))
 
-    async def _slot(self, base_path: str, kind: str | None) -> Slot:
+    @staticmethod
+    def target_kind(target: ServeTarget, requested: str | None) -> str | None:
+        """The engine ``target`` needs: its own (a GGUF file only runs on gguf), else the requested one (None:
+        whichever serves its base already, else the default)."""
+        if target.engine is None:
+            return requested
+        own = canonical(target.engine)
+        if requested and canonical(requested) != own:
+            raise EngineError(f"{target.model_id} is served by the {own} engine only; it cannot run on {requested}")
+        return own
+
+    async def _slot(self, target: ServeTarget, requested: str | None) -> Slot:
         self._ensure_reaper()
+        base_path, kind = target.base_path, self.target_kind(target, requested)
         async with self._lock:
             slot = self.slots.get(base_path)
             if slot is not None and kind and slot.kind != canonical(kind) and slot.state != "failed":
@@ -88,7 +103,8 @@ class EngineManager:
                 )
             if slot is None or slot.state == "failed":
                 chosen = self.choose_kind(kind)
-                slot = Slot(base_path, chosen, create_engine(chosen, self.config.engine_options(base_path)))
+                engine = create_engine(chosen, self.config.engine_options(base_path))
+                slot = Slot(base_path, chosen, engine, tokenizer_path=target.tokenizer_source)
                 self.slots[base_path] = slot
                 asyncio.get_running_loop().create_task(self._start(slot))
         await slot.ready.wait()
@@ -98,7 +114,7 @@ class EngineManager:
 
     async def _start(self, slot: Slot) -> None:
         try:
-            slot.tokenizer = await asyncio.to_thread(load_tokenizer, slot.base_path)
+            slot.tokenizer = await asyncio.to_thread(load_tokenizer, slot.tokenizer_path or slot.base_path)
             await slot.engine.start()
             slot.state = "ready"
             log.info("%s engine ready for %s", slot.kind, slot.base_path)
@@ -138,7 +154,7 @@ class EngineManager:
     @contextlib.asynccontextmanager
     async def lease(self, target: ServeTarget, kind: str | None = None) -> AsyncIterator[Lease]:
         """The engine for ``target`` (started, adapter loaded) for the duration of one request."""
-        slot = await self._slot(target.base_path, kind)
+        slot = await self._slot(target, kind)
         slot.active += 1
         try:
             adapter = await self._adapter(slot, target)
@@ -237,9 +253,13 @@ class EngineManager:
 
 
 def load_tokenizer(path: str) -> Any:
+    """The tokenizer of a model folder (or hub id), or the one transformers rebuilds from a GGUF file's own
+    vocabulary when a GGUF file comes without its folder."""
     from transformers import AutoTokenizer
 
     try:
+        if path.endswith(".gguf") and os.path.isfile(path):
+            return AutoTokenizer.from_pretrained(os.path.dirname(path) or ".", gguf_file=os.path.basename(path))
         return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise EngineError(f"cannot load the tokenizer of {path}: {exc}") from exc

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
+from tunery.serving.engines.registry import canonical
 from tunery.serving.errors import OpenAIError
 from tunery.serving.generation import Defaults
 from tunery.serving.http import OpenAIRoute, model_card, serve_chat, serve_completion
@@ -51,8 +52,18 @@ def served_model(spec: JobSpec, engine: str | None, name: str | None = None) -> 
     base = spec.model.model_name_or_path
     model_id = name or Path(adapters[0] if adapters else base).name or "model"
     target = ServeTarget(
-        model_id, base, spec.data.template, adapters[0] if adapters else None, tool_format=spec.data.tool_format
+        model_id,
+        base,
+        spec.data.template,
+        adapters[0] if adapters else None,
+        tool_format=spec.data.tool_format,
+        tokenizer_path=spec.model.tokenizer_name_or_path,
     )
+    if spec.model.gguf_file:
+        target = gguf_target(target, spec, engine)
+        engine = "gguf"
+    elif engine is not None and canonical(engine) == "gguf":
+        raise ValueError("gguf_file: the gguf engine serves a GGUF file; name it (gguf_file inside model_name_or_path)")
     generation = spec.generation
     defaults = Defaults(
         temperature=generation.temperature if generation.do_sample else 0.0,
@@ -65,6 +76,24 @@ def served_model(spec: JobSpec, engine: str | None, name: str | None = None) -> 
     if backend is None:
         raise ValueError(f"infer_backend {spec.model.infer_backend!r} is not supported; use huggingface or vllm")
     return ServedModel(target, backend, defaults, spec.model.infer_dtype)
+
+
+def gguf_target(target: ServeTarget, spec: JobSpec, engine: str | None) -> ServeTarget:
+    """``gguf_file`` in the model folder, served by the gguf engine (llama.cpp) with the folder's tokenizer
+    (or, without one, the tokenizer transformers rebuilds from the file)."""
+    if engine is not None and canonical(engine) != "gguf":
+        raise ValueError(f"gguf_file: a GGUF file is served by the gguf engine (llama.cpp), not {engine}")
+    if target.adapter_path is not None:
+        raise ValueError(
+            "adapter_name_or_path: the gguf engine takes no adapter; merge it into the model before converting to GGUF"
+        )
+    folder = Path(spec.model.model_name_or_path)
+    path = folder / str(spec.model.gguf_file)
+    if not path.is_file():
+        raise ValueError(f"gguf_file: {path} is not a file")
+    has_tokenizer = (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()
+    tokenizer = target.tokenizer_path or (str(folder) if has_tokenizer else None)
+    return replace(target, base_path=str(path), engine="gguf", tokenizer_path=tokenizer)
 
 
 def create_standalone_app(model: ServedModel, manager: EngineManager, api_key: str | None = None) -> FastAPI:

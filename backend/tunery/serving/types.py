@@ -12,7 +12,7 @@ GREEDY_BELOW = 1e-5
 
 @dataclass(frozen=True)
 class ServeTarget:
-    """One servable model: a base model folder (or hub id), optionally a LoRA adapter on top of it."""
+    """One servable model: a base model folder (or hub id) or a GGUF file, optionally a LoRA adapter on top of it."""
 
     model_id: str  # the public id (``tiny``, ``ft:tiny:proj:job``)
     base_path: str  # what the engine loads
@@ -25,6 +25,14 @@ class ServeTarget:
     reward: bool = False
     #: tool format the fine-tune was trained with (the spec's ``tool_format``; None: the template's own)
     tool_format: str | None = None
+    #: the inference engine that must serve it (``gguf`` for a GGUF file); None: the server's default engine
+    engine: str | None = None
+    #: where the tokenizer (and chat template) is, when not at ``base_path`` (a GGUF file's export folder)
+    tokenizer_path: str | None = None
+
+    @property
+    def tokenizer_source(self) -> str:
+        return self.tokenizer_path or self.base_path
 
     @property
     def adapter_name(self) -> str | None:

@@ -95,6 +95,23 @@ class EvalResultEvent(_Event):
     samples: int = Field(default=0, description="Rows in samples_file.")
 
 
+class ArtifactEvent(_Event):
+    """A file (or folder) an export wrote, complete and verified: the server registers exactly these."""
+
+    type: Literal["artifact"] = "artifact"
+    name: str = Field(description="Display name, unique in the run: 'model', 'gguf-Q4_K_M', 'onnx', 'Modelfile'.")
+    format: Literal["hf", "gguf", "onnx", "gptq", "modelfile", "card"]
+    quantization: str | None = Field(default=None, description="GGUF type (F16, Q4_K_M) or GPTQ bits ('4bit').")
+    path: str = Field(description="Relative to output_dir; '.' for the merged model at its top level.")
+    size_bytes: int
+    serve_engine: str | None = Field(default=None, description="Serving engine for it (hf, gguf); None: not served.")
+    checks: dict[str, float] = Field(
+        default_factory=dict,
+        description="Verification figures: greedy_match (share of greedy tokens equal to the merged model's), "
+        "perplexity, perplexity_ratio (vs the merged model), max_logit_diff.",
+    )
+
+
 class LogEvent(_Event):
     type: Literal["log"] = "log"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -125,6 +142,7 @@ Event = Annotated[
     | CheckpointEvent
     | BestCheckpointEvent
     | EvalResultEvent
+    | ArtifactEvent
     | LogEvent
     | FinishedEvent
     | FailedEvent,

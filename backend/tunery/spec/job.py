@@ -15,6 +15,7 @@ from tunery.spec.base import Section
 from tunery.spec.data import DataSection
 from tunery.spec.errors import SpecError, SpecProblem
 from tunery.spec.evaluation import EvaluationSection
+from tunery.spec.export import ExportSection
 from tunery.spec.generation import GenerationSection
 from tunery.spec.method import MethodSection
 from tunery.spec.model import ModelSection
@@ -27,6 +28,7 @@ SECTIONS: dict[str, type[Section]] = {
     "training": TrainingSection,
     "generation": GenerationSection,
     "evaluation": EvaluationSection,
+    "export": ExportSection,
 }
 
 #: Old or alternative spellings LLaMA-Factory and transformers accept.
@@ -61,6 +63,7 @@ class JobSpec(BaseModel):
     training: TrainingSection = Field(default_factory=TrainingSection)
     generation: GenerationSection = Field(default_factory=GenerationSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    export: ExportSection = Field(default_factory=ExportSection)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], source: str | None = None) -> JobSpec:
@@ -68,6 +71,7 @@ class JobSpec(BaseModel):
         from tunery.spec.rules import apply_rules
 
         nested, problems = nest(raw)
+        _export_file_defaults(nested)
         spec: JobSpec | None = None
         if not problems:
             try:
@@ -91,6 +95,17 @@ class JobSpec(BaseModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_flat(), sort_keys=False, allow_unicode=True)
+
+
+def _export_file_defaults(nested: dict[str, dict[str, Any]]) -> None:
+    """LLaMA-Factory's export files (examples/merge_lora) name export_dir and no dataset nor do_train: such a file
+    is an export job, which does not train (so the training rules, e.g. "dataset is required", do not apply)."""
+    if (
+        nested.get("export", {}).get("export_dir")
+        and "do_train" not in nested.get("training", {})
+        and not nested.get("data", {}).get("dataset")
+    ):
+        nested.setdefault("training", {})["do_train"] = False
 
 
 def nest(raw: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], list[SpecProblem]]:

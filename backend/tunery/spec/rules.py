@@ -187,4 +187,4 @@ def _resume(spec: JobSpec) -> list[SpecProblem]:
 
 
 # Stage-specific rule modules register their rules on import (after ``rule`` exists).
-from tunery.spec import rules_eval, rules_keys, rules_preference, rules_rl, rules_training  # noqa: E402,F401
+from tunery.spec import rules_eval, rules_export, rules_keys, rules_preference, rules_rl, rules_training  # noqa: E402,F401

@@ -183,7 +183,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Job Artifacts */
+        /**
+         * Job Artifacts
+         * @description What the job produced; an export's artifacts carry their format, checks, lineage and /v1 model id.
+         */
         get: operations["job_artifacts_api_jobs__job_id__artifacts_get"];
         put?: never;
         post?: never;
@@ -202,9 +205,55 @@ export interface paths {
         };
         /**
          * Download Artifact
-         * @description The artifact's file, or its folder as a zip archive.
+         * @description The artifact's file (``Range`` requests resume large downloads: 206 with ``Content-Range``), or its
+         *     folder as a zip archive (without the job's other artifacts inside it).
          */
         get: operations["download_artifact_api_jobs__job_id__artifacts__name__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Artifact
+         * @description Delete the artifact and its files; an export served through /v1 disappears from /v1/models.
+         */
+        delete: operations["delete_artifact_api_jobs__job_id__artifacts__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/{job_id}/artifacts/{name}/link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Artifact Link
+         * @description A signed link to the artifact, valid for 10 minutes: browsers download it with a plain link (streamed to
+         *     disk, resumable) since they cannot add the Authorization header to one.
+         */
+        post: operations["artifact_link_api_jobs__job_id__artifacts__name__link_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/downloads/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download By Link
+         * @description What ``/link`` signed, for whoever holds the link until it expires (the signer must still see the job).
+         */
+        get: operations["download_by_link_api_downloads__token__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -800,6 +849,112 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_id}/exports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Exports Route
+         * @description The project's export jobs, newest first, each with its artifacts (download, /v1 model id, checks).
+         */
+        get: operations["list_exports_route_api_projects__project_id__exports_get"];
+        put?: never;
+        /**
+         * Create Export Route
+         * @description Queue an export job (kind ``export``): merge the model's adapters into its base and write the formats.
+         *     Nothing is queued or stored when the request is invalid.
+         */
+        post: operations["create_export_route_api_projects__project_id__exports_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/exports/catalog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Catalog
+         * @description The formats an export writes, the GGUF types and the dtypes of a merged model.
+         */
+        get: operations["export_catalog_api_exports_catalog_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/exports/estimate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Estimate Export
+         * @description Expected file sizes: the merged model's parameters x bytes per weight of each dtype / GGUF type.
+         */
+        post: operations["estimate_export_api_exports_estimate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Secrets
+         * @description The project's secrets: names and dates, never values.
+         */
+        get: operations["list_secrets_api_projects__project_id__secrets_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/secrets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Secret
+         * @description Create or replace a secret; its value is stored encrypted and never returned.
+         */
+        put: operations["put_secret_api_projects__project_id__secrets__name__put"];
+        post?: never;
+        /** Delete Secret */
+        delete: operations["delete_secret_api_projects__project_id__secrets__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -1157,6 +1312,19 @@ export interface components {
             /** Revoked At */
             revoked_at: string | null;
         };
+        /** ArtifactLink */
+        ArtifactLink: {
+            /**
+             * Url
+             * @description Path of a plain GET (no Authorization header) streaming the artifact; Range works.
+             */
+            url: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+        };
         /** ArtifactPublic */
         ArtifactPublic: {
             /** Id */
@@ -1167,13 +1335,45 @@ export interface components {
             kind: string;
             /** Size Bytes */
             size_bytes: number;
-            /** Sha256 */
+            /**
+             * Sha256
+             * @description Of a file; null for a folder (downloaded as a zip).
+             */
             sha256: string | null;
             /**
              * Created At
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Format
+             * @description Exports: hf, gguf, onnx, gptq, modelfile or card.
+             */
+            format?: string | null;
+            /**
+             * Quantization
+             * @description Exports: the GGUF type or GPTQ bits ('4bit').
+             */
+            quantization?: string | null;
+            /**
+             * Serve Model Id
+             * @description The /v1 model id serving it, when servable.
+             */
+            serve_model_id?: string | null;
+            /**
+             * Checks
+             * @description Exports: verification figures (greedy_match, perplexity_ratio, ...).
+             */
+            checks?: {
+                [key: string]: number;
+            };
+            /**
+             * Details
+             * @description Exports: serve_engine, path (relative to the job's output folder), lineage {source_job_id, checkpoint_step, adapters, base_model}.
+             */
+            details?: {
+                [key: string]: unknown;
+            };
         };
         /** BaseModelCreate */
         BaseModelCreate: {
@@ -2082,6 +2282,306 @@ export interface components {
             /** Description */
             description?: string | null;
         };
+        /** ExportCatalog */
+        ExportCatalog: {
+            /** Formats */
+            formats: components["schemas"]["ExportFormatPublic"][];
+            /** Gguf Types */
+            gguf_types: components["schemas"]["GgufTypePublic"][];
+            /**
+             * Default Gguf Types
+             * @description The GGUF types written when gguf_types is not given.
+             */
+            default_gguf_types: string[];
+            /** Dtypes */
+            dtypes: ("auto" | "float32" | "float16" | "bfloat16")[];
+        };
+        /**
+         * ExportCreate
+         * @description An export job: merge the model's adapters (and ``extra_adapters``) into its base, write ``formats``.
+         */
+        ExportCreate: {
+            /** Name */
+            name?: string | null;
+            /**
+             * Model
+             * @description A served model id: a base model's name, ft:<base>:<project>:<job> or ...:ckpt-<step>.
+             */
+            model: string;
+            /**
+             * Extra Adapters
+             * @description Served ids of LoRA fine-tunes on the same base, merged after the model's own, in order.
+             */
+            extra_adapters?: string[];
+            /**
+             * Formats
+             * @description What to write (see GET /api/exports/catalog).
+             */
+            formats?: ("hf" | "gguf" | "onnx" | "gptq")[];
+            /**
+             * Gguf Types
+             * @description GGUF files to write (gguf only; default: the catalog's default types).
+             */
+            gguf_types?: ("F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K_M")[] | null;
+            /**
+             * Dtype
+             * @description Saved dtype of the merged model (auto: the model's).
+             * @default auto
+             * @enum {string}
+             */
+            dtype: "auto" | "float32" | "float16" | "bfloat16";
+            /**
+             * Export Size
+             * @description Largest safetensors shard, in GB.
+             * @default 5
+             */
+            export_size: number;
+            /**
+             * Legacy Format
+             * @description Save .bin (pickle) instead of safetensors.
+             * @default false
+             */
+            legacy_format: boolean;
+            /**
+             * Ollama
+             * @description Write an Ollama Modelfile next to the GGUF files.
+             * @default true
+             */
+            ollama: boolean;
+            /**
+             * Verify
+             * @description Load every file back and compare greedy tokens.
+             * @default true
+             */
+            verify: boolean;
+            /**
+             * Gptq Bits
+             * @description GPTQ bits: 2, 3, 4 or 8 (gptq only; needs a GPU).
+             */
+            gptq_bits?: number | null;
+            /**
+             * Gptq Dataset Version Id
+             * @description Calibration texts for GPTQ: a dataset version of this project (gptq only).
+             */
+            gptq_dataset_version_id?: string | null;
+            /**
+             * Hub Model Id
+             * @description Push the export to this hub repository (owner/name).
+             */
+            hub_model_id?: string | null;
+            /**
+             * Hub
+             * @default huggingface
+             * @enum {string}
+             */
+            hub: "huggingface" | "modelscope";
+            /**
+             * Hub Token Secret
+             * @description The project secret holding the hub token (needs hub_model_id).
+             */
+            hub_token_secret?: string | null;
+            /**
+             * Hub Private
+             * @description Create the hub repository as private.
+             * @default true
+             */
+            hub_private: boolean;
+        };
+        /** ExportEstimate */
+        ExportEstimate: {
+            /**
+             * Parameters
+             * @description Parameters of the merged model.
+             */
+            parameters: number;
+            /** Items */
+            items: components["schemas"]["ExportEstimateItem"][];
+            /** Total Bytes */
+            total_bytes: number;
+        };
+        /** ExportEstimateItem */
+        ExportEstimateItem: {
+            /** Format */
+            format: string;
+            /**
+             * Quantization
+             * @description The dtype (hf, onnx), GGUF type or GPTQ bits ('4bit').
+             */
+            quantization: string | null;
+            /** Size Bytes */
+            size_bytes: number;
+        };
+        /** ExportEstimateRequest */
+        ExportEstimateRequest: {
+            /**
+             * Model
+             * @description A served model id: a base model's name, ft:<base>:<project>:<job> or ...:ckpt-<step>.
+             */
+            model: string;
+            /** Formats */
+            formats?: ("hf" | "gguf" | "onnx" | "gptq")[];
+            /**
+             * Gguf Types
+             * @description Default: the catalog's defaults.
+             */
+            gguf_types?: ("F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K_M")[] | null;
+            /**
+             * Dtype
+             * @default auto
+             * @enum {string}
+             */
+            dtype: "auto" | "float32" | "float16" | "bfloat16";
+            /**
+             * Gptq Bits
+             * @description GPTQ bits (gptq only).
+             * @default 4
+             */
+            gptq_bits: number;
+        };
+        /** ExportFormatPublic */
+        ExportFormatPublic: {
+            /** Name */
+            name: string;
+            /** Title */
+            title: string;
+            /**
+             * Serve Engine
+             * @description The /v1 engine that serves it; null: not servable.
+             */
+            serve_engine: string | null;
+            /**
+             * Needs Gpu
+             * @description Refused unless a GPU worker is online.
+             */
+            needs_gpu: boolean;
+            /** Summary */
+            summary: string;
+        };
+        /** ExportPublic */
+        ExportPublic: {
+            job: components["schemas"]["JobPublic"];
+            /**
+             * Source Model
+             * @description The served model id exported.
+             */
+            source_model: string;
+            /**
+             * Extra Adapters
+             * @description Served ids merged after it, in order.
+             */
+            extra_adapters: string[];
+            /**
+             * Artifacts
+             * @description What the job wrote (registered once it succeeded).
+             */
+            artifacts: components["schemas"]["ArtifactPublic"][];
+            /**
+             * Request
+             * @description What the job was created with (ExportCreate's fields).
+             */
+            request?: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * ExportSection
+         * @description What ``tunery export`` writes. The model section says what is merged (model_name_or_path +
+         *     adapter_name_or_path, in order); infer_dtype chooses the saved dtype.
+         */
+        ExportSection: {
+            /**
+             * Export Dir
+             * @description Where the exported files go (required to export).
+             */
+            export_dir?: string | null;
+            /**
+             * Export Size
+             * @description Largest safetensors shard, in GB.
+             * @default 5
+             */
+            export_size: number;
+            /**
+             * Export Device
+             * @description Where the merge runs.
+             * @default cpu
+             * @enum {string}
+             */
+            export_device: "cpu" | "auto";
+            /**
+             * Export Quantization Bit
+             * @description GPTQ bits (2, 3, 4 or 8); needs a GPU.
+             */
+            export_quantization_bit?: number | null;
+            /**
+             * Export Quantization Dataset
+             * @description Calibration text for GPTQ: a JSON/JSONL file of texts or a dataset file.
+             */
+            export_quantization_dataset?: string | null;
+            /**
+             * Export Quantization Nsamples
+             * @description GPTQ calibration samples.
+             * @default 128
+             */
+            export_quantization_nsamples: number;
+            /**
+             * Export Quantization Maxlen
+             * @description Tokens per GPTQ calibration sample.
+             * @default 1024
+             */
+            export_quantization_maxlen: number;
+            /**
+             * Export Legacy Format
+             * @description Save .bin (pickle) instead of safetensors.
+             * @default false
+             */
+            export_legacy_format: boolean;
+            /**
+             * Export Hub Model Id
+             * @description Push the export to this hub repository.
+             */
+            export_hub_model_id?: string | null;
+            /**
+             * Export Formats
+             * @description What to write: hf, gguf, onnx, gptq (comma-separated or a list).
+             */
+            export_formats?: ("hf" | "gguf" | "onnx" | "gptq")[];
+            /**
+             * Export Gguf Types
+             * @description GGUF files to write (with gguf in export_formats): F32, F16, BF16, Q8_0, Q4_0, Q4_K_M
+             */
+            export_gguf_types?: ("F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K_M")[];
+            /**
+             * Export Ollama
+             * @description Write an Ollama Modelfile next to the GGUF files.
+             * @default true
+             */
+            export_ollama: boolean;
+            /**
+             * Export Verify
+             * @description Load every written model back and greedy-decode a fixed prompt against the merged model.
+             * @default true
+             */
+            export_verify: boolean;
+            /**
+             * Export Hub
+             * @description Which hub to push to.
+             * @default huggingface
+             * @enum {string}
+             */
+            export_hub: "huggingface" | "modelscope";
+            /**
+             * Export Hub Token Env
+             * @description Environment variable holding the hub token (never written to the spec).
+             * @default HF_TOKEN
+             */
+            export_hub_token_env: string;
+            /**
+             * Export Hub Private
+             * @description Create the hub repository as private.
+             * @default true
+             */
+            export_hub_private: boolean;
+        };
         /** FineTuneCreate */
         FineTuneCreate: {
             /** Model */
@@ -2203,6 +2703,15 @@ export interface components {
             num_beams?: number | null;
             /** Repetition Penalty */
             repetition_penalty?: number | null;
+        };
+        /** GgufTypePublic */
+        GgufTypePublic: {
+            /** Name */
+            name: string;
+            /** Bits Per Weight */
+            bits_per_weight: number;
+            /** Summary */
+            summary: string;
         };
         /** GpuPublic */
         GpuPublic: {
@@ -2332,6 +2841,7 @@ export interface components {
             training?: components["schemas"]["TrainingSection"];
             generation?: components["schemas"]["GenerationSection"];
             evaluation?: components["schemas"]["EvaluationSection"];
+            export?: components["schemas"]["ExportSection"];
         };
         /**
          * JobStatus
@@ -3305,6 +3815,29 @@ export interface components {
             /** Total Tokens */
             total_tokens: number;
         };
+        /** SecretPublic */
+        SecretPublic: {
+            /** Name */
+            name: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** SecretPut */
+        SecretPut: {
+            /**
+             * Value
+             * @description The secret (a hub token); stored encrypted.
+             */
+            value: string;
+        };
         /** StagePublic */
         StagePublic: {
             /**
@@ -3732,7 +4265,7 @@ export interface operations {
                 /** @description Project id or slug; default: all your projects. */
                 project_id?: string | null;
                 status?: components["schemas"]["JobStatus"][] | null;
-                /** @description Only jobs of these kinds (train, eval). */
+                /** @description Only jobs of these kinds (train, eval, export). */
                 kind?: components["schemas"]["JobKind"][] | null;
                 experiment_id?: string | null;
                 /** @description Registered model id or name. */
@@ -4104,6 +4637,15 @@ export interface operations {
                     "application/json": components["schemas"]["ArtifactPublic"][];
                 };
             };
+            /** @description No such job or artifact, or not in one of your projects. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -4136,6 +4678,173 @@ export interface operations {
                     "application/octet-stream": unknown;
                     "application/zip": unknown;
                 };
+            };
+            /** @description The byte range asked for (``Range: bytes=...``); files only, not zipped folders. */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such job or artifact, or not in one of your projects. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The range lies outside the file (``Content-Range: bytes *\/<size>``). */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_artifact_api_jobs__job_id__artifacts__name__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Needs the member role in the project. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such job or artifact, or not in one of your projects. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    artifact_link_api_jobs__job_id__artifacts__name__link_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArtifactLink"];
+                };
+            };
+            /** @description No such job or artifact, or not in one of your projects. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    download_by_link_api_downloads__token__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                    "application/zip": unknown;
+                };
+            };
+            /** @description The byte range asked for (``Range: bytes=...``); files only, not zipped folders. */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such job or artifact, or not in one of your projects. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The range lies outside the file (``Content-Range: bytes *\/<size>``). */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -5644,6 +6353,370 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StagePublic"][];
+                };
+            };
+        };
+    };
+    list_exports_route_api_projects__project_id__exports_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportPublic"][];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or in a project you are not a member of. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid: ``errors`` or ``param`` name the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_export_route_api_projects__project_id__exports_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExportCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobPublic"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role in the project does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or in a project you are not a member of. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid: ``errors`` or ``param`` name the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_catalog_api_exports_catalog_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportCatalog"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    estimate_export_api_exports_estimate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExportEstimateRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportEstimate"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid: ``errors`` or ``param`` name the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_secrets_api_projects__project_id__secrets_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretPublic"][];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role in the project does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project (or secret), or not one of yours. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    put_secret_api_projects__project_id__secrets__name__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Letters, digits, '.', '_', '-'. */
+                name: string;
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecretPut"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretPublic"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role in the project does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project (or secret), or not one of yours. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_secret_api_projects__project_id__secrets__name__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Letters, digits, '.', '_', '-'. */
+                name: string;
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role in the project does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project (or secret), or not one of yours. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

@@ -8,6 +8,9 @@ import openapi from '../../openapi.json';
 import { STAGES } from '../test/stages';
 import { EVAL_CATALOG } from '../test/evaluation';
 import { METRIC_TEXT_ZH, metricText } from './evalText';
+import { EXPORT_CATALOG } from '../test/exports';
+import { requestEnum } from '../export/form';
+import { FORMAT_TEXT_ZH, formatText, GGUF_SUMMARY_ZH, ggufSummary } from './exportText';
 import { en } from './en';
 import i18n from './index';
 import { STAGE_TEXT_ZH, stageText } from './stageText';
@@ -50,6 +53,20 @@ describe('i18n', () => {
     expect(metricText(bleu, 'en')).toEqual({ title: bleu.title, summary: bleu.summary });
     expect(metricText({ ...bleu, name: 'new' }, 'zh').title).toBe(bleu.title);
     expect(metricText(EVAL_CATALOG.metrics.find((metric) => metric.name === 'exact_match')!, 'zh').title).toBe('完全匹配');
+  });
+
+  it("has a Chinese text for every export format and GGUF type, and the catalog's own English", () => {
+    // the spec's lists (openapi.json) and the test catalog (a copy of tunery.spec.export_formats) agree
+    const formats = EXPORT_CATALOG.formats.map((format) => format.name);
+    const types = EXPORT_CATALOG.gguf_types.map((type) => type.name);
+    expect(requestEnum('formats').sort()).toEqual([...formats].sort());
+    expect(requestEnum('gguf_types').sort()).toEqual([...types].sort());
+    expect(Object.keys(FORMAT_TEXT_ZH).sort()).toEqual([...formats].sort());
+    expect(Object.keys(GGUF_SUMMARY_ZH).sort()).toEqual([...types].sort());
+    const gguf = EXPORT_CATALOG.formats[1];
+    expect(formatText(gguf, 'en')).toEqual({ title: gguf.title, summary: gguf.summary });
+    expect(formatText({ ...gguf, name: 'new' }, 'zh').title).toBe(gguf.title);
+    expect(ggufSummary(EXPORT_CATALOG.gguf_types[5], 'zh')).toMatch(/4 位/);
   });
 
   it('switches language and remembers the choice', async () => {

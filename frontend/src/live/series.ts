@@ -107,6 +107,10 @@ export function eventLines(events: JobEvent[]): string[] {
     else if (event.type === 'checkpoint') lines.push(`${time} checkpoint at step ${String(event.step)}`);
     else if (event.type === 'best_checkpoint') lines.push(`${time} best checkpoint: step ${String(event.step)} (${String(event.metric)} ${String(event.value)})`);
     else if (event.type === 'eval_result') lines.push(`${time} ${String(event.kind)} result ${String(event.name)}: ${figures(event.metrics)}`);
+    else if (event.type === 'artifact') {
+      const kind = [event.format, event.quantization].filter((part) => typeof part === 'string' && part).join(' ');
+      lines.push(`${time} wrote ${String(event.name)} (${kind}, ${String(event.size_bytes)} bytes)${event.checks ? ` ${figures(event.checks)}` : ''}`.trimEnd());
+    }
     else if (event.type === 'finished') {
       lines.push(`${time} finished: ${String(event.outcome)} at step ${String(event.step)}${event.stopped_early ? ' (stopped early)' : ''}`);
     }

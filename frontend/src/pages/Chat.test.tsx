@@ -20,6 +20,13 @@ function sse(chunks: string[]): Response {
 }
 
 describe('chat', () => {
+  it('starts with the model a link names (e.g. a fresh export), listed or not yet', async () => {
+    installFakeApi({ ...BASE, 'GET /v1/models': () => ({ object: 'list', data: [{ id: 'tiny' }] }) });
+    renderPage(<Chat />, { route: `/chat?model=${encodeURIComponent('ft:tiny:demo:x1:gguf-f16')}` });
+    await waitFor(() => expect(screen.getByTestId('chat-model')).toHaveValue('ft:tiny:demo:x1:gguf-f16'));
+    expect(screen.getAllByTestId('chat-transcript')).toHaveLength(1);
+  });
+
   it('says so when the server has no /v1 endpoints, and sends nothing', async () => {
     const requests = installFakeApi(BASE);
     renderPage(<Chat />);

@@ -5,6 +5,7 @@ import { useQuery } from '@tanstack/react-query';
 import { IconInfoCircle } from '@tabler/icons-react';
 import { useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
+import { useSearchParams } from 'react-router';
 import { errorText } from '../api/errors';
 import { type ChatMessage, fetchServedModels, streamChat } from '../api/extras';
 import { ErrorAlert, Page } from '../components/Page';
@@ -61,8 +62,11 @@ export function Chat() {
   const { t } = useTranslation();
   const served = useQuery({ queryKey: ['v1-models'], queryFn: fetchServedModels, retry: false });
   const available = served.data?.available === true;
-  const models = served.data?.available ? served.data.data.map((m) => m.id) : [];
-  const [model, setModel] = useState<string | null>(null);
+  const [params] = useSearchParams();
+  const [model, setModel] = useState<string | null>(params.get('model'));
+  // a model named in the link (?model=, e.g. a fresh export's) is offered even before the list has it
+  const listed = served.data?.available ? served.data.data.map((m) => m.id) : [];
+  const models = model && served.data?.available && !listed.includes(model) ? [model, ...listed] : listed;
   const [other, setOther] = useState<string | null>(null);
   const [system, setSystem] = useState('');
   const [temperature, setTemperature] = useState(0.7);

@@ -10,7 +10,7 @@ import { ACTIVE, useJobs } from '../api/queries';
 import { JobProgress, progressOf } from '../components/JobProgress';
 import { ErrorAlert, formatBytes, formatTime, Page, StatusBadge } from '../components/Page';
 import { useProjectId } from '../project/ProjectContext';
-import { downloadFile } from '../utils/download';
+import { downloadArtifact } from '../utils/download';
 
 function Stat({ label, value, testId }: { label: string; value: number | string; testId: string }) {
   return (
@@ -121,7 +121,7 @@ function RecentArtifacts({ jobIds }: { jobIds: { id: string; name: string | null
                   variant="subtle"
                   leftSection={<IconDownload size={14} />}
                   onClick={() =>
-                    void downloadFile(`/api/jobs/${job.id}/artifacts/${encodeURIComponent(artifact.name)}`, artifact.name)
+                    void downloadArtifact(job.id, artifact.name)
                   }
                 >
                   {t('run.download')}

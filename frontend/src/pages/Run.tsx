@@ -1,9 +1,10 @@
 // One run: status, progress and ETA, live charts over the websocket, log tail, checkpoints, artifacts, spec;
 // cancel / resume / retry. Reopening the page replays every event (the stream starts at ?after=0).
-// An eval job is a job too: the same live progress, with its results (figures, samples) instead of charts.
+// An eval job is a job too: the same live progress, with its results (figures, samples) instead of charts; an
+// export job shows its files.
 import { Alert, Badge, Button, Group, Paper, SimpleGrid, Slider, Stack, Tabs, Text, Tooltip } from '@mantine/core';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { IconTestPipe } from '@tabler/icons-react';
+import { IconFileExport, IconTestPipe } from '@tabler/icons-react';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useNavigate, useParams } from 'react-router';
@@ -115,6 +116,7 @@ export function Run() {
 
   const data = job.data;
   const isEval = data?.kind === 'eval';
+  const isExport = data?.kind === 'export';
   const sets = useMemo(() => evalSets(data?.spec), [data?.spec]);
   // the best checkpoint and early stopping: from the job once it is stored, live from the events before
   const bestStep = data?.best_checkpoint_step ?? bestCheckpoint(stream.events)?.step ?? null;
@@ -148,9 +150,14 @@ export function Run() {
                 {t('run.resume')}
               </Button>
             )}
-            {!isEval && data.status === 'succeeded' && (
+            {!isEval && !isExport && data.status === 'succeeded' && (
               <Button variant="default" component={Link} to={`/evaluate/new?job=${jobId}`} leftSection={<IconTestPipe size={16} />} data-testid="run-evaluate">
                 {t('run.evaluate')}
+              </Button>
+            )}
+            {data.kind === 'train' && data.status === 'succeeded' && (
+              <Button variant="default" component={Link} to={`/export?job=${jobId}`} leftSection={<IconFileExport size={16} />} data-testid="run-export">
+                {t('run.export')}
               </Button>
             )}
             {!active && (
@@ -204,19 +211,19 @@ export function Run() {
           </Stack>
         </Paper>
       )}
-      <Tabs value={tab ?? (isEval ? 'results' : 'charts')} onChange={setTab} keepMounted={false}>
+      <Tabs value={tab ?? (isEval ? 'results' : isExport ? 'artifacts' : 'charts')} onChange={setTab} keepMounted={false}>
         <Tabs.List>
           {isEval ? (
             <Tabs.Tab value="results" data-testid="tab-results">
               {t('run.results')}
             </Tabs.Tab>
           ) : (
-            <Tabs.Tab value="charts">{t('run.charts')}</Tabs.Tab>
+            !isExport && <Tabs.Tab value="charts">{t('run.charts')}</Tabs.Tab>
           )}
           <Tabs.Tab value="logs" data-testid="tab-logs">
             {t('run.logs')}
           </Tabs.Tab>
-          {!isEval && <Tabs.Tab value="checkpoints">{t('run.checkpoints')}</Tabs.Tab>}
+          {!isEval && !isExport && <Tabs.Tab value="checkpoints">{t('run.checkpoints')}</Tabs.Tab>}
           <Tabs.Tab value="artifacts">{t('run.artifacts')}</Tabs.Tab>
           <Tabs.Tab value="spec" data-testid="tab-spec">
             {t('run.spec')}
@@ -241,7 +248,7 @@ export function Run() {
           <Checkpoints jobId={jobId} version={checkpointCount} bestStep={bestStep} />
         </Tabs.Panel>
         <Tabs.Panel value="artifacts" pt="sm">
-          <Artifacts jobId={jobId} version={status} />
+          <Artifacts jobId={jobId} version={status} exported={isExport} />
         </Tabs.Panel>
         <Tabs.Panel value="spec" pt="sm">
           <SpecView jobId={jobId} />

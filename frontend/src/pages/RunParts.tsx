@@ -6,10 +6,11 @@ import { useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { api, call } from '../api/client';
 import { ErrorAlert, formatBytes, formatTime } from '../components/Page';
+import { ArtifactTable } from '../export/ArtifactTable';
 import { useLogTail } from '../live/useLogTail';
 import { flattenSpec } from '../spec/flatten';
 import { specToYaml } from '../spec/form';
-import { downloadFile } from '../utils/download';
+import { downloadArtifact } from '../utils/download';
 
 export function LogTail({ jobId, lines, active }: { jobId: string; lines: string[]; active: boolean }) {
   const { t } = useTranslation();
@@ -86,7 +87,8 @@ export function Checkpoints({ jobId, version, bestStep }: { jobId: string; versi
   );
 }
 
-export function Artifacts({ jobId, version }: { jobId: string; version: string }) {
+/** ``exported``: an export job's files, with their kinds, checks and actions (chat, deploy, delete). */
+export function Artifacts({ jobId, version, exported = false }: { jobId: string; version: string; exported?: boolean }) {
   const { t } = useTranslation();
   const [error, setError] = useState<unknown>(null);
   const artifacts = useQuery({
@@ -95,6 +97,7 @@ export function Artifacts({ jobId, version }: { jobId: string; version: string }
   });
   if (artifacts.error) return <ErrorAlert error={artifacts.error} />;
   if (!artifacts.data?.length) return <Text c="dimmed">{t('run.noArtifacts')}</Text>;
+  if (exported) return <ArtifactTable jobId={jobId} artifacts={artifacts.data} />;
   return (
     <Stack>
       <ErrorAlert error={error} />
@@ -112,7 +115,7 @@ export function Artifacts({ jobId, version }: { jobId: string; version: string }
                     size="compact-xs"
                     variant="subtle"
                     leftSection={<IconDownload size={14} />}
-                    onClick={() => downloadFile(`/api/jobs/${jobId}/artifacts/${encodeURIComponent(a.name)}`, a.name).catch(setError)}
+                    onClick={() => downloadArtifact(jobId, a.name).catch(setError)}
                   >
                     {t('run.download')}
                   </Button>

@@ -1,4 +1,5 @@
-// Account settings: API keys (create: the key is shown once; revoke), language, projects.
+// Account settings: API keys (create: the key is shown once; revoke), language, the current project's secrets,
+// projects.
 import {
   Alert,
   Badge,
@@ -23,6 +24,8 @@ import { api, call, type Schemas } from '../api/client';
 import { useAuth } from '../auth/AuthContext';
 import { LanguageSwitch } from '../components/Layout';
 import { ErrorAlert, formatTime, Page } from '../components/Page';
+import { ProjectSecrets } from '../project/ProjectSecrets';
+import { useProject } from '../project/ProjectContext';
 import { CreateProject } from './CreateProject';
 
 function KeyStatus({ item }: { item: Schemas['ApiKeyPublic'] }) {
@@ -192,6 +195,7 @@ function ApiKeys() {
 export function Settings() {
   const { t } = useTranslation();
   const { user } = useAuth();
+  const { projectId } = useProject();
   return (
     <Page title={t('nav.settings')}>
       <Paper withBorder p="md" radius="md">
@@ -209,6 +213,7 @@ export function Settings() {
         </Group>
       </Paper>
       <ApiKeys />
+      {projectId && <ProjectSecrets projectId={projectId} />}
       <Paper withBorder p="md" radius="md">
         <Title order={4} mb="sm">
           {t('project.newProject')}

@@ -17,6 +17,7 @@ export interface PropertySchema {
   required?: string[];
   additionalProperties?: boolean | PropertySchema;
   minLength?: number;
+  pattern?: string;
   minimum?: number;
   maximum?: number;
   exclusiveMinimum?: number;
@@ -73,6 +74,22 @@ export function isDefault(key: string, value: unknown): boolean {
   if (!schema) return false;
   if ('default' in schema) return JSON.stringify(schema.default) === JSON.stringify(value);
   return value === null && Boolean(schema.anyOf?.some((option) => option.type === 'null'));
+}
+
+/** A property of another of the API's schemas (e.g. ExportSection's export_size); undefined when it has none. */
+export function schemaProperty(schemaName: string, key: string): PropertySchema | undefined {
+  return schemas[schemaName]?.properties?.[key];
+}
+
+interface Operation {
+  parameters?: { name: string; schema?: PropertySchema }[];
+}
+
+/** The pattern a path parameter must match (e.g. a secret's name), from the OpenAPI document. */
+export function pathParameterPattern(path: string, method: string, name: string): RegExp | null {
+  const paths = (openapi as unknown as { paths: Record<string, Record<string, Operation>> }).paths;
+  const pattern = paths[path]?.[method]?.parameters?.find((parameter) => parameter.name === name)?.schema?.pattern;
+  return pattern ? new RegExp(pattern) : null;
 }
 
 /** The allowed values of an enum key (e.g. lr_scheduler_type), from the schema. */

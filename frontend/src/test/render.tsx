@@ -12,7 +12,8 @@ function WhenProject({ children }: { children: ReactElement }) {
   return projectId ? children : null;
 }
 
-export function renderPage(element: ReactElement, { route = '/', path = '*' }: { route?: string; path?: string } = {}) {
+/** ``others``: more routes by path (e.g. a page the rendered one navigates to). */
+export function renderPage(element: ReactElement, { route = '/', path = '*', others = {} }: { route?: string; path?: string; others?: Record<string, ReactElement> } = {}) {
   setToken('tnt_test.token');
   const client = makeQueryClient();
   client.setDefaultOptions({ queries: { retry: false, staleTime: Infinity, refetchOnWindowFocus: false } });
@@ -23,6 +24,9 @@ export function renderPage(element: ReactElement, { route = '/', path = '*' }: {
           <Routes>
             <Route path={path} element={<WhenProject>{element}</WhenProject>} />
             <Route path="/runs/:jobId" element={<div data-testid="run-page">run page</div>} />
+            {Object.entries(others).map(([other, page]) => (
+              <Route key={other} path={other} element={page} />
+            ))}
           </Routes>
         </ProjectProvider>
       </MemoryRouter>

@@ -40,6 +40,8 @@ ROUTERS = (
     "stream",
     "workers",
     "stages",
+    "exports",
+    "secrets",
 )
 
 

@@ -165,6 +165,13 @@ def _resolve_model(
         return None, None, [Problem("model", exc.message)]
     if target.reward:
         return None, None, [Problem("model", f"'{model_id}' is a reward model: it scores answers, it writes none")]
+    if target.engine == "gguf":
+        merged = model_id.rsplit(":", 1)[0]
+        message = (
+            f"'{model_id}' is a GGUF file: evaluations run on model folders; evaluate the export's merged model "
+            f"('{merged}', when it wrote one) or the fine-tune it came from"
+        )
+        return None, None, [Problem("model", message)]
     return target, base_model_id, []
 
 

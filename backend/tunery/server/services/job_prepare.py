@@ -59,6 +59,11 @@ def parse_spec(raw: Mapping[str, Any]) -> JobSpec:
         for section, key, why in SERVER_PATHS
         if getattr(getattr(spec, section), key) is not None
     ]
+    problems += [
+        Problem(key, "export keys cannot be given to a train or eval job: start an export with POST "
+                "/api/projects/{id}/exports")
+        for key in spec.export.model_dump(exclude_defaults=True)
+    ]  # fmt: skip
     if spec.training.do_train and not spec.data.dataset:
         problems.append(Problem("dataset", "is required: name one or more of the project's datasets"))
     if problems:
@@ -123,9 +128,11 @@ def shape_problems(stage: str, versions: dict[str, DatasetVersion]) -> list[Prob
 
 
 def place(spec: JobSpec, data_dir: Path, output_dir: Path) -> None:
-    """Point the spec at the job's own folders."""
+    """Point the spec at the job's own folders (an export writes into its output folder)."""
     spec.data.dataset_dir = str(data_dir)
     spec.training.output_dir = str(output_dir)
+    if spec.export.export_dir is not None:
+        spec.export.export_dir = str(output_dir)
 
 
 def validate_data(spec: JobSpec, datasets: dict[str, DatasetVersion], storage_root: Path) -> None:

@@ -155,6 +155,7 @@ def retry_job(session: Session, settings: Settings, job_id: str, user_id: str | 
         job.kind = parent.kind
         job.queue = parent.queue
         job.evaluation = parent.evaluation
+        job.export = parent.export
         session.flush()
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

@@ -3,7 +3,9 @@ shared ones) and the fine-tunes of their projects' jobs.
 
 Ids: a base model is its registered name (``<project slug>/<name>`` when two visible models share a name);
 a fine-tune is ``ft:<base>:<project slug>:<job id>``, one of its checkpoints
-``ft:<base>:<project slug>:<job id>:ckpt-<step>``.
+``ft:<base>:<project slug>:<job id>:ckpt-<step>``; an export job's merged model is
+``ft:<base>:<project slug>:<export job id>``, each of its GGUF files ``...:<export job id>:gguf-<type>``
+(served_exports.py).
 
 Reward models (scored through /v1/score, never generated with): the results of jobs whose stage the catalog
 marks ``reward_model`` (stage rm), and registered models of a sequence-classification architecture.
@@ -29,6 +31,8 @@ from tunery.spec.stages import STAGES
 
 FT_PREFIX = "ft:"
 CKPT_PREFIX = "ckpt-"
+#: an export's GGUF file: ``...:<export job id>:gguf-<type lowercased>``
+GGUF_PREFIX = "gguf-"
 
 
 @dataclass(frozen=True)
@@ -37,10 +41,14 @@ class FineTuneId:
     project: str
     job_id: str
     step: int | None = None
+    #: the GGUF type (lowercased) of an export's GGUF file; None for a job's model or checkpoint
+    gguf: str | None = None
 
     def __str__(self) -> str:
         text = f"{FT_PREFIX}{self.base}:{self.project}:{self.job_id}"
-        return text if self.step is None else f"{text}:{CKPT_PREFIX}{self.step}"
+        if self.step is not None:
+            text = f"{text}:{CKPT_PREFIX}{self.step}"
+        return text if self.gguf is None else f"{text}:{GGUF_PREFIX}{self.gguf}"
 
 
 def parse_fine_tune_id(model: str) -> FineTuneId | None:
@@ -48,15 +56,19 @@ def parse_fine_tune_id(model: str) -> FineTuneId | None:
     if not model.startswith(FT_PREFIX):
         return None
     parts = model[len(FT_PREFIX) :].split(":")
-    step = None
-    if parts and parts[-1].startswith(CKPT_PREFIX):
+    step = gguf = None
+    if parts and parts[-1].startswith(GGUF_PREFIX):
+        gguf = parts.pop()[len(GGUF_PREFIX) :]
+        if not gguf or gguf != gguf.lower():
+            return None
+    elif parts and parts[-1].startswith(CKPT_PREFIX):
         number = parts.pop()[len(CKPT_PREFIX) :]
         if not number.isdigit():
             return None
         step = int(number)
     if len(parts) < 3 or not all(parts[-2:]) or not parts[0]:
         return None
-    return FineTuneId(":".join(parts[:-2]), parts[-2], parts[-1], step)
+    return FineTuneId(":".join(parts[:-2]), parts[-2], parts[-1], step, gguf)
 
 
 def projects_of(session: Session, principal: Principal) -> dict[str, Project]:
@@ -114,7 +126,12 @@ def weights_target(model_id: str, job: Job, folder: Path, owner: str, created: i
 
 
 def job_targets(session: Session, settings: Settings, job: Job, project: Project) -> list[ServeTarget]:
-    """The final model of a succeeded job and the checkpoints (still on disk) of a finished one."""
+    """The final model of a succeeded job and the checkpoints (still on disk) of a finished one; an export
+    job's servable artifacts."""
+    if job.kind == JobKind.EXPORT:
+        from tunery.server.services.served_exports import export_targets
+
+        return export_targets(session, settings, job, project, base_name(session, job)) if job.status.finished else []
     if job.kind != JobKind.TRAIN or not job.status.finished:
         return []
     base = base_name(session, job)
@@ -140,10 +157,14 @@ def list_targets(session: Session, principal: Principal, settings: Settings) -> 
     projects = projects_of(session, principal)
     ids = _base_ids(_visible_models(session, projects), projects)
     targets = [base_target(model_id, model, projects) for model_id, model in ids.items()]
+    finished = [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]
     jobs = session.scalars(
         select(Job)
-        .where(Job.project_id.in_(list(projects)), Job.kind == JobKind.TRAIN)
-        .where(Job.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]))
+        .where(Job.project_id.in_(list(projects)))
+        .where(
+            (Job.kind == JobKind.TRAIN) & Job.status.in_(finished)
+            | (Job.kind == JobKind.EXPORT) & (Job.status == JobStatus.SUCCEEDED)
+        )
         .order_by(Job.created_at)
     )
     for job in jobs:
@@ -179,9 +200,10 @@ def resolve_with_base(
     if base_name(session, job) != fine_tune.base:
         raise model_not_found(model_id)
     if fine_tune.step is None and job.status != JobStatus.SUCCEEDED:
+        what = "export" if job.kind == JobKind.EXPORT else "fine-tuning"
         raise OpenAIError(
             404,
-            f"The model '{model_id}' is not ready: its fine-tuning job is {job.status.value}.",
+            f"The model '{model_id}' is not ready: its {what} job is {job.status.value}.",
             param="model",
             code="model_not_ready",
         )

@@ -1,17 +1,25 @@
-"""Registering what a finished job left in its output folder: kind, size and sha256 of each file."""
+"""Registering what a finished job left in its output folder: kind, size and sha256 of each file. An export
+job's artifacts are exactly what its ``artifact`` events named (complete, verified outputs), nothing else."""
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
-from dataclasses import dataclass
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from tunery.server.db.models import Artifact
+from tunery.server.storage import UnsafePathError, check_relative
 from tunery.server.worker.checkpoints import relative_to_root
 from tunery.server.worker.sql import upsert
+from tunery.spec.events import ArtifactEvent
+
+log = logging.getLogger(__name__)
 
 #: (glob, kind), first match wins; files matching nothing (and checkpoint folders) are not artifacts.
 KINDS: tuple[tuple[str, str], ...] = (
@@ -44,7 +52,10 @@ class FoundArtifact:
     kind: str
     path: str  # relative to the storage root
     size_bytes: int
-    sha256: str
+    sha256: str | None
+    format: str | None = None
+    quantization: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def kind_of(name: str) -> str | None:
@@ -77,6 +88,49 @@ def scan_output(storage_root: Path, output_dir: Path) -> list[FoundArtifact]:
     return found
 
 
+#: an export artifact's format -> the artifact kind lists show
+EXPORT_KINDS = {"modelfile": "modelfile", "card": "card"}
+
+
+def event_artifacts(
+    storage_root: Path, output_dir: Path, events: Sequence[ArtifactEvent], lineage: dict[str, Any]
+) -> list[FoundArtifact]:
+    """The outputs an export's ``artifact`` events named (the last event of a name wins), each checked to be
+    inside ``output_dir`` and present; files are hashed, folders keep the size the engine reported."""
+    latest = {event.name: event for event in events}
+    found = []
+    for event in latest.values():
+        path = _inside(output_dir, event.path)
+        if path is None or not (path.is_file() or path.is_dir()) or path.is_symlink():
+            log.warning("export artifact %r: %r is not in the output folder; not registered", event.name, event.path)
+            continue
+        size, digest = (path.stat().st_size, sha256_of(path)) if path.is_file() else (event.size_bytes, None)
+        details = {"checks": dict(event.checks), "serve_engine": event.serve_engine, "path": event.path}
+        found.append(
+            FoundArtifact(
+                event.name,
+                EXPORT_KINDS.get(event.format, "model"),
+                relative_to_root(storage_root, path),
+                size,
+                digest,
+                event.format,
+                event.quantization,
+                {**details, "lineage": lineage},
+            )
+        )
+    return found
+
+
+def _inside(output_dir: Path, relative: str) -> Path | None:
+    if relative in (".", "", "./"):
+        return output_dir
+    try:
+        path = output_dir / check_relative(relative)
+    except UnsafePathError:
+        return None
+    return path if path.resolve().is_relative_to(output_dir.resolve()) else None
+
+
 def register_artifacts(session: Session, job_id: str, found: list[FoundArtifact]) -> None:
     for item in found:
         upsert(
@@ -89,7 +143,10 @@ def register_artifacts(session: Session, job_id: str, found: list[FoundArtifact]
                 "path": item.path,
                 "size_bytes": item.size_bytes,
                 "sha256": item.sha256,
+                "format": item.format,
+                "quantization": item.quantization,
+                "details": item.details,
             },
             keys=("job_id", "name"),
-            update=("kind", "path", "size_bytes", "sha256"),
+            update=("kind", "path", "size_bytes", "sha256", "format", "quantization", "details"),
         )

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -18,9 +18,9 @@ ENGINE_MODULE = "tunery.cli.main"
 LAUNCHER_MODULE = "tunery.server.worker.launch"
 
 
-def engine_command(command: str, job_file: Path) -> list[str]:
+def engine_command(command: str, job_file: Path, extra: Sequence[str] = ()) -> list[str]:
     """The engine CLI, exec'ed through the launcher so that it gets SIGTERM if this process dies."""
-    engine = [sys.executable, "-m", ENGINE_MODULE, command, str(job_file), "--events", "-"]
+    engine = [sys.executable, "-m", ENGINE_MODULE, command, str(job_file), "--events", "-", *extra]
     return [sys.executable, "-m", LAUNCHER_MODULE, str(os.getpid()), "--", *engine]
 
 

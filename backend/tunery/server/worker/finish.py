@@ -7,17 +7,18 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tunery.server.db.base import utcnow
 from tunery.server.db.models import Job, JobStatus
-from tunery.server.worker.artifacts import FoundArtifact, register_artifacts, scan_output
+from tunery.server.worker.artifacts import FoundArtifact, event_artifacts, register_artifacts, scan_output
 from tunery.server.worker.claim import Claim
 from tunery.server.worker.events import publish, record_status
 from tunery.server.worker.requeue import release_gpus, requeue_or_fail
-from tunery.spec.events import EXIT_INVALID, EXIT_SUCCEEDED, FailedEvent, FinishedEvent
+from tunery.spec.events import EXIT_INVALID, EXIT_SUCCEEDED, ArtifactEvent, FailedEvent, FinishedEvent
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,20 @@ def decide(
     )
 
 
-def collect_artifacts(storage_root: Path, outcome: Outcome, output_dir: Path) -> list[FoundArtifact]:
-    """Hash the outputs of a succeeded attempt (slow for big models: do it while the lease is renewed)."""
-    return scan_output(storage_root, output_dir) if outcome.status == JobStatus.SUCCEEDED else []
+def collect_artifacts(
+    storage_root: Path,
+    outcome: Outcome,
+    output_dir: Path,
+    events: Sequence[ArtifactEvent] | None = None,
+    lineage: dict[str, Any] | None = None,
+) -> list[FoundArtifact]:
+    """Hash the outputs of a succeeded attempt (slow for big models: do it while the lease is renewed): what
+    its ``artifact`` events named when ``events`` is given (exports), else the output folder's files."""
+    if outcome.status != JobStatus.SUCCEEDED:
+        return []
+    if events is not None:
+        return event_artifacts(storage_root, output_dir, events, lineage or {})
+    return scan_output(storage_root, output_dir)
 
 
 def finish_attempt(

@@ -40,6 +40,8 @@ def write_job_file(storage_root: Path, job_id: str, spec: dict[str, Any], resume
     files = job_files(storage_root, job_id)
     parsed = JobSpec.from_mapping(spec, source=f"job {job_id}")
     parsed.training.output_dir = str(files.output_dir)
+    if parsed.export.export_dir is not None:  # an export writes into the output folder
+        parsed.export.export_dir = str(files.output_dir)
     if resume_from:
         parsed.training.resume_from_checkpoint = str(resolve_stored_path(storage_root, resume_from))
         parsed.training.overwrite_output_dir = False

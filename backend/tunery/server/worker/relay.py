@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from tunery.server.worker.jobfile import resolve_stored_path
 from tunery.server.worker.outcomes import store_best_checkpoint, store_eval_result, store_finished
 from tunery.server.worker.sql import insert_ignore, upsert
 from tunery.spec.events import (
+    ArtifactEvent,
     BestCheckpointEvent,
     CheckpointEvent,
     EvalEvent,
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_METRICS = ("loss", "lr", "grad_norm", "epoch", "tokens_per_second")
 TAIL_LINES = 15
+REDACTED = "[redacted]"
 Publisher = Callable[[str, Mapping[str, Any]], None]
 
 
@@ -67,15 +69,24 @@ class EventRelay:
     """Feeds on stdout lines; keeps the terminal event (finished/failed) for the end of the run."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], claim: Claim, storage_root: Path, publisher: Publisher = publish
+        self,
+        sessions: sessionmaker[Session],
+        claim: Claim,
+        storage_root: Path,
+        publisher: Publisher = publish,
+        hidden: Sequence[str] = (),
     ) -> None:
         self.sessions, self.claim, self.storage_root, self.publisher = sessions, claim, storage_root, publisher
+        self.hidden = tuple(value for value in hidden if value)
         self.terminal: FinishedEvent | FailedEvent | None = None
+        #: this attempt's complete outputs (an export registers exactly these if the attempt succeeds)
+        self.artifacts: list[ArtifactEvent] = []
 
     def feed(self, text: str) -> str | None:
         """Relay an event line; returns the text when it is not an event (it then belongs in the log)."""
         if not text.strip():
             return None
+        text = redact_values(text, self.hidden)
         try:
             event = parse_event(text)
         except (ValidationError, ValueError):
@@ -89,6 +100,8 @@ class EventRelay:
         with_retries(lambda: self._store(event, seq, payload))
         if isinstance(event, FinishedEvent | FailedEvent):
             self.terminal = event
+        elif isinstance(event, ArtifactEvent):
+            self.artifacts.append(event)
         from tunery.server.live.messages import event_message
 
         self.publisher(self.claim.job_id, event_message(seq, event.type, self.claim.attempt, payload))
@@ -159,13 +172,28 @@ def store_metrics(session: Session, job_id: str, step: int, attempt: int, values
         row.attempt, row.values = attempt, values
 
 
+def redact_values(text: str, hidden: Sequence[str]) -> str:
+    """``text`` with every secret value the engine was given replaced (they are never stored)."""
+    for value in hidden:
+        text = text.replace(value, REDACTED)
+    return text
+
+
 class LogRelay:
     """Stores stderr lines (and stray stdout text) in job_log_lines, in small batches."""
 
     MAX_LINE = 8000
 
-    def __init__(self, sessions: sessionmaker[Session], claim: Claim, batch: int = 200, every: float = 0.5) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        claim: Claim,
+        batch: int = 200,
+        every: float = 0.5,
+        hidden: Sequence[str] = (),
+    ) -> None:
         self.sessions, self.claim, self.batch, self.every = sessions, claim, batch, every
+        self.hidden = tuple(value for value in hidden if value)
         self._pending: list[str] = []
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)  # for the error message of a crashed engine
         self._count = 0
@@ -173,7 +201,7 @@ class LogRelay:
         self._lock = threading.Lock()  # the stderr reader adds, the watchdog flushes now and then
 
     def add(self, text: str) -> None:
-        line = text.rstrip("\n").split("\r")[-1].rstrip()  # a progress bar's last state
+        line = redact_values(text, self.hidden).rstrip("\n").split("\r")[-1].rstrip()  # a progress bar's last state
         if not line:
             return
         with self._lock:

@@ -18,6 +18,7 @@ from tunery.server.worker.claim import Claim, Refused, try_claim
 from tunery.server.worker.context import WorkerContext
 from tunery.server.worker.engine_process import EngineProcess, engine_command, engine_env
 from tunery.server.worker.events import publish
+from tunery.server.worker.export_prep import EngineExtras, PrepareError, prepare_engine
 from tunery.server.worker.finish import Outcome, collect_artifacts, decide, finish_attempt
 from tunery.server.worker.jobfile import write_job_file
 from tunery.server.worker.relay import EventRelay, LeaseLost, LogRelay
@@ -26,8 +27,8 @@ from tunery.spec import SpecError
 
 log = logging.getLogger(__name__)
 
-#: The engine command that runs each kind of job (export joins when the engine has it).
-ENGINE_COMMANDS: dict[JobKind, str] = {JobKind.TRAIN: "train", JobKind.EVAL: "eval"}
+#: The engine command that runs each kind of job.
+ENGINE_COMMANDS: dict[JobKind, str] = {JobKind.TRAIN: "train", JobKind.EVAL: "eval", JobKind.EXPORT: "export"}
 
 
 def run_job(context: WorkerContext, job_id: str, worker: str, queue: str = "gpu") -> str:
@@ -81,19 +82,26 @@ def run_claimed(context: WorkerContext, claim: Claim) -> str:
     except SpecError as exc:
         return finish_attempt(sessions, root, claim, Outcome(JobStatus.FAILED, str(exc), "invalid_spec"))
 
-    engine = EngineProcess(engine_command(command, files.job_file), engine_env(claim.gpus), files.folder)
+    try:
+        extras = prepare_engine(context, claim, files)
+    except (PrepareError, OSError) as exc:
+        code, message = (exc.code, exc.message) if isinstance(exc, PrepareError) else ("engine_start_failed", str(exc))
+        return finish_attempt(sessions, root, claim, Outcome(JobStatus.FAILED, message, code))
+
+    argv = engine_command(command, files.job_file, extras.args)
+    engine = EngineProcess(argv, engine_env(claim.gpus, extras.env), files.folder)
     try:
         engine.start()
     except OSError as exc:
         outcome = Outcome(JobStatus.FAILED, f"could not start the engine: {exc}", "engine_start_failed")
         return finish_attempt(sessions, root, claim, outcome)
     log.info("job %s attempt %d: engine pid %d", claim.job_id, claim.attempt, engine.pid)
-    relay = EventRelay(sessions, claim, root)
-    logs = LogRelay(sessions, claim)
+    relay = EventRelay(sessions, claim, root, hidden=extras.hidden)
+    logs = LogRelay(sessions, claim, hidden=extras.hidden)
     watchdog = Watchdog(sessions, claim, engine, context.options, logs)
     watchdog.start()
     try:
-        return _supervise(context, claim, engine, relay, logs, watchdog, files.output_dir)
+        return _supervise(context, claim, engine, relay, logs, watchdog, (files.output_dir, extras))
     finally:
         if watchdog.is_alive():
             watchdog.stop()
@@ -106,7 +114,7 @@ def _supervise(
     relay: EventRelay,
     logs: LogRelay,
     watchdog: Watchdog,
-    output_dir: Path,
+    outputs: tuple[Path, EngineExtras],
 ) -> str:
     """Relay the engine's output until it exits; leave no process behind; write the outcome."""
     readers: list[threading.Thread] = []
@@ -130,7 +138,9 @@ def _supervise(
         interrupted=watchdog.interrupted,
         stderr_tail=list(logs.tail),
     )
-    found = collect_artifacts(context.storage_root, outcome, output_dir)
+    output_dir, extras = outputs
+    events = relay.artifacts if claim.kind == JobKind.EXPORT else None  # an export registers what it announced
+    found = collect_artifacts(context.storage_root, outcome, output_dir, events, extras.lineage)
     watchdog.stop()
     if watchdog.lease_lost:
         return "lease_lost"

@@ -32,6 +32,8 @@ class EngineOptions:
     vllm_cpu_kv_gib: int = 1
     vllm_extra_args: tuple[str, ...] = ()
     startup_timeout: float = 600.0
+    #: CPU threads of the gguf engine (llama.cpp); None: llama-cpp-python's default (half the cores)
+    threads: int | None = None
 
 
 def default_vllm_python() -> str:

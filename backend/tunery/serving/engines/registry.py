@@ -11,7 +11,7 @@ from tunery.serving.engines.base import EngineOptions, InferenceEngine
 EngineFactory = Callable[[EngineOptions], InferenceEngine]
 _ENGINES: dict[str, EngineFactory] = {}
 #: names users may write for an engine (LLaMA-Factory's ``infer_backend`` values included)
-ALIASES = {"huggingface": "hf", "transformers": "hf"}
+ALIASES = {"huggingface": "hf", "transformers": "hf", "llama.cpp": "gguf", "llamacpp": "gguf"}
 
 
 def register_engine(name: str, factory: EngineFactory) -> None:
@@ -22,10 +22,11 @@ def register_engine(name: str, factory: EngineFactory) -> None:
 
 def _load() -> None:
     if not _ENGINES:
-        from tunery.serving.engines import hf, vllm
+        from tunery.serving.engines import gguf, hf, vllm
 
         register_engine("hf", hf.HFEngine)
         register_engine("vllm", vllm.VLLMEngine)
+        register_engine("gguf", gguf.GGUFEngine)  # GGUF files only (ServeTarget.engine), never the default
 
 
 def engine_names() -> list[str]:

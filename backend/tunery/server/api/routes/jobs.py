@@ -58,7 +58,7 @@ def list_jobs_route(
     principal: PrincipalDep,
     project_id: Annotated[str | None, Query(description="Project id or slug; default: all your projects.")] = None,
     status_: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
-    kind: Annotated[list[JobKind] | None, Query(description="Only jobs of these kinds (train, eval).")] = None,
+    kind: Annotated[list[JobKind] | None, Query(description="Only jobs of these kinds (train, eval, export).")] = None,
     experiment_id: str | None = None,
     model: Annotated[str | None, Query(description="Registered model id or name.")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in the job's name or spec.")] = None,

@@ -118,6 +118,11 @@ class CheckpointPublic(BaseModel):
     created_at: datetime
 
 
+class ArtifactLink(BaseModel):
+    url: str = Field(description="Path of a plain GET (no Authorization header) streaming the artifact; Range works.")
+    expires_at: datetime
+
+
 class ArtifactPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -125,5 +130,16 @@ class ArtifactPublic(BaseModel):
     name: str
     kind: str
     size_bytes: int
-    sha256: str | None
+    sha256: str | None = Field(description="Of a file; null for a folder (downloaded as a zip).")
     created_at: datetime
+    format: str | None = Field(default=None, description="Exports: hf, gguf, onnx, gptq, modelfile or card.")
+    quantization: str | None = Field(default=None, description="Exports: the GGUF type or GPTQ bits ('4bit').")
+    serve_model_id: str | None = Field(default=None, description="The /v1 model id serving it, when servable.")
+    checks: dict[str, float] = Field(
+        default_factory=dict, description="Exports: verification figures (greedy_match, perplexity_ratio, ...)."
+    )
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Exports: serve_engine, path (relative to the job's output folder), lineage {source_job_id, "
+        "checkpoint_step, adapters, base_model}.",
+    )

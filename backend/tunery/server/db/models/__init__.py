@@ -15,6 +15,7 @@ from tunery.server.db.models.jobs import (
     LogLine,
     Metric,
 )
+from tunery.server.db.models.secrets import ProjectSecret
 from tunery.server.db.models.workers import Gpu, IdempotencyKey, Worker
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Membership",
     "Metric",
     "Project",
+    "ProjectSecret",
     "RegisteredModel",
     "Role",
     "User",

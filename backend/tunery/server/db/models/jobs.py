@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tunery.server.db.base import Base, CreatedMixin, IdMixin, str_enum
@@ -81,6 +81,9 @@ class Job(IdMixin, CreatedMixin, Base):
     stopped_early: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # eval jobs: what was asked for (POST /api/projects/{id}/evaluations: model id, kind, datasets, ...)
     evaluation: Mapped[dict[str, Any] | None] = mapped_column()
+    # export jobs: what was asked for (POST /api/projects/{id}/exports: model id, adapters, source job, the
+    # hub token's secret name; never the token)
+    export: Mapped[dict[str, Any] | None] = mapped_column()
 
     dataset_versions: Mapped[list[JobDatasetVersion]] = relationship(cascade="all, delete-orphan")
 
@@ -149,7 +152,7 @@ class Checkpoint(IdMixin, CreatedMixin, Base):
 
 
 class Artifact(IdMixin, CreatedMixin, Base):
-    """A file or folder a job produced (adapter, model, tokenizer, plot, results)."""
+    """A file or folder a job produced (adapter, model, tokenizer, plot, results, or an export's outputs)."""
 
     __tablename__ = "artifacts"
     __table_args__ = (UniqueConstraint("job_id", "name"),)
@@ -160,6 +163,11 @@ class Artifact(IdMixin, CreatedMixin, Base):
     path: Mapped[str] = mapped_column(Text)  # relative to the storage root
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     sha256: Mapped[str | None] = mapped_column(String(64))
+    # exports (tunery.spec.events.ArtifactEvent): hf | gguf | onnx | gptq | modelfile | card, the GGUF type or
+    # GPTQ bits, and details: checks, serve_engine, lineage {source_job_id, checkpoint_step, adapters, base_model}
+    format: Mapped[str | None] = mapped_column(String(16))
+    quantization: Mapped[str | None] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
 
 
 class EvalResult(IdMixin, CreatedMixin, Base):

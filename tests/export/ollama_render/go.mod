@@ -1,0 +1,3 @@
+module tunery.test/ollama_render
+
+go 1.19
