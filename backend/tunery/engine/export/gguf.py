@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from tunery.engine.export.gguf_convert import EXIT_UNKNOWN_PRE_TOKENIZER, EXIT_UNSUPPORTED, PROBLEM_PREFIX
-from tunery.engine.export.types import VERIFY_TOKENS, ExportContext, WrittenArtifact, greedy_match
+from tunery.engine.export.types import (
+    VERIFY_TOKENS,
+    ExportContext,
+    WrittenArtifact,
+    greedy_match,
+    stop_child,
+)
 from tunery.engine.train.errors import TrainingError
 from tunery.spec.export_formats import GGUF_TYPES_BY_NAME
 from tunery.spec.job import JobSpec
@@ -154,12 +160,7 @@ def _run_tool(ctx: ExportContext, args: Sequence[str], outfile: Path) -> bool:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
         while process.poll() is None:
             if ctx.cancel.requested:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop_child(process)
                 outfile.unlink(missing_ok=True)
                 return False
             time.sleep(_POLL_SECONDS)

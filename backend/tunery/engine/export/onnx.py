@@ -18,7 +18,13 @@ from collections import deque
 from pathlib import Path
 from typing import IO
 
-from tunery.engine.export.types import VERIFY_TOKENS, ExportContext, WrittenArtifact, greedy_match
+from tunery.engine.export.types import (
+    VERIFY_TOKENS,
+    ExportContext,
+    WrittenArtifact,
+    greedy_match,
+    stop_child,
+)
 from tunery.engine.train.errors import TrainingError
 from tunery.spec import JobSpec
 
@@ -105,12 +111,7 @@ def _run(ctx: ExportContext, command: list[str], log_path: Path) -> bool:
         reader = _LineReader(reading)
         while process.poll() is None:
             if ctx.cancel.requested:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop_child(process)
                 return False
             reader.forward(ctx)
             time.sleep(_POLL_SECONDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,3 +56,13 @@ def greedy_match(reference: list[list[int]], produced: list[list[int]]) -> float
         total += len(ref)
         same += sum(1 for a, b in zip(ref, out, strict=False) if a == b)
     return same / total if total else 1.0
+
+
+def stop_child(process: subprocess.Popen[bytes], grace_seconds: float = 10.0) -> None:
+    """End a converter/exporter child on cancel: SIGTERM, then SIGKILL if it has not exited within the grace."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
