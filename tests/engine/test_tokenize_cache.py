@@ -8,13 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from tests.engine.test_tokenize_pipeline import make_spec
 from tests.engine.tokenize_support import load_tokenizer
 from tunery.engine.templates import get_template
-from tunery.engine.tokenize import TrainingData, build_training_data, supervised
+from tunery.engine.tokenize import TrainingData, build_training_data, npyfile, supervised
 from tunery.engine.tokenize.cache import TokenCache
 from tunery.engine.tokenize.text import TokenPool, encode_pool
 
@@ -118,6 +117,7 @@ def test_overwrite_cache_forces_a_rebuild(build: Callable[..., TrainingData], ca
 @pytest.mark.parametrize("damage", ["flip_bytes", "truncate_array", "bad_meta", "missing_meta"])
 def test_damaged_entry_is_rebuilt(build: Callable[..., TrainingData], calls: list[int], damage: str) -> None:
     first = build()
+    expected = _rows(first)  # read now: the rows are memory-mapped from the files damaged below
     folder = first.cache_path
     assert folder is not None
     array = folder / "s0.input_ids.npy"
@@ -134,7 +134,7 @@ def test_damaged_entry_is_rebuilt(build: Callable[..., TrainingData], calls: lis
     calls.clear()
     rebuilt = build()
     assert calls and not rebuilt.from_cache
-    assert _rows(rebuilt) == _rows(first)
+    assert _rows(rebuilt) == expected
     calls.clear()
     assert build().from_cache and calls == []
 
@@ -142,21 +142,21 @@ def test_damaged_entry_is_rebuilt(build: Callable[..., TrainingData], calls: lis
 def test_interrupted_write_leaves_no_entry(
     build: Callable[..., TrainingData], calls: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_save = np.save
-    saved: list[str] = []
+    real_append = npyfile.NpyAppender.append
+    written: list[Path] = []
 
-    def failing_save(path: Any, array: Any, **kwargs: Any) -> None:
-        saved.append(str(path))
-        if len(saved) == 2:
-            raise OSError("disk full")
-        real_save(path, array, **kwargs)
+    def failing_append(self: npyfile.NpyAppender, values: Any) -> None:
+        if self.path.parent.name.startswith(".tmp-"):  # the entry being written (not the row store)
+            written.append(self.path)
+            raise OSError("disk full")  # after the store's files were linked in
+        real_append(self, values)
 
-    monkeypatch.setattr(np, "save", failing_save)
+    monkeypatch.setattr(npyfile.NpyAppender, "append", failing_append)
     with pytest.raises(OSError, match="disk full"):
         build()
-    monkeypatch.setattr(np, "save", real_save)
-    root = Path(saved[0]).parent.parent
-    assert list(root.iterdir()) == []  # neither a final entry nor the temporary folder is left
+    monkeypatch.setattr(npyfile.NpyAppender, "append", real_append)
+    root = written[0].parent.parent
+    assert list(root.iterdir()) == []  # no final entry, no temporary folder, no row store is left
     calls.clear()
     data = build()
     assert calls and not data.from_cache

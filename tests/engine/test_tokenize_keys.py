@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from tunery.engine.data.types import Example, Message, Role
 from tunery.engine.templates import get_template
 from tunery.engine.tokenize import IGNORE_INDEX, PackedCollator, PaddingCollator, build_training_data, parallel
 from tunery.engine.tokenize import encode as encode_module
+from tunery.engine.tokenize import spill as spill_module
 from tunery.engine.tokenize.encode import Recipe, encode_all
 from tunery.engine.tokenize.errors import TokenizeError
 from tunery.engine.tokenize.pipeline import load_data, make_collator, recipe_for
@@ -61,8 +63,13 @@ def _same_rows(a: Any, b: Any) -> None:
 # ---- preprocessing_num_workers -----------------------------------------------------------------------------
 
 
+def _square_slowly(n: int) -> tuple[int, int]:
+    time.sleep(0.2)  # long enough that both workers take tasks, even on a loaded machine
+    return n * n, os.getpid()
+
+
 def test_map_chunks_runs_in_worker_processes_in_order() -> None:
-    results = list(parallel.map_chunks(lambda n: (n * n, os.getpid()), range(12), 2))
+    results = list(parallel.map_chunks(_square_slowly, range(12), 2))
     assert [square for square, _ in results] == [n * n for n in range(12)]
     pids = {pid for _, pid in results}
     assert os.getpid() not in pids and len(pids) == 2
@@ -110,7 +117,7 @@ def test_pipeline_with_workers_matches_one_process(
         used.append(workers)
         return parallel.map_chunks(func, items, workers)
 
-    monkeypatch.setattr(encode_module, "map_chunks", spy)
+    monkeypatch.setattr(spill_module, "map_chunks", spy)  # pt/sft rows are built through tokenize.spill
     template = get_template("chatml", tokenizer)
     one = build_training_data(_spec(tiny_llama, demo_data_dir), tokenizer, template, None)
     two = build_training_data(_spec(tiny_llama, demo_data_dir, preprocessing_num_workers=2), tokenizer, template, None)
@@ -222,7 +229,11 @@ def test_hub_token_reaches_the_hub_download(
         seen.append((path, kwargs.get("token")))
         return datasets.Dataset.from_list([{"instruction": "q", "output": "a"}] * 3)
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no connection check
+    from tunery.engine.data import hub
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub, "unreachable", lambda url: None)  # the hub answers (a stand-in load_dataset)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     spec = _spec(tiny_llama, tmp_path, dataset="private_set", hf_hub_token="hf_secret", ms_hub_token="ms_secret")
     loaded = load_data(spec)

@@ -35,7 +35,12 @@ class DataSection(Section):
     mix_strategy: MixStrategy = "concat"
     interleave_probs: list[float] | None = None
     overwrite_cache: bool = False
-    preprocessing_batch_size: int = Field(default=1000, gt=0)
+    preprocessing_batch_size: int = Field(
+        default=1000,
+        gt=0,
+        description="Rows read, converted and tokenized together (one task per worker process); memory "
+        "during tokenization grows with it, not with the dataset.",
+    )
     preprocessing_num_workers: int | None = Field(
         default=None,
         gt=0,

@@ -755,6 +755,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/datasets/{dataset_id}/versions/import-hub": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Hub Version
+         * @description A new version imported from a hub dataset's split: status ``importing`` with ``progress`` (bytes
+         *     downloaded, rows written) until the worker has written and validated it (``valid`` / ``invalid``), or
+         *     ``failed`` with the error in its report (e.g. the hub is unreachable and the dataset is not cached).
+         */
+        post: operations["import_hub_version_api_datasets__dataset_id__versions_import_hub_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_id}/experiments": {
         parameters: {
             query?: never;
@@ -1687,6 +1709,7 @@ export interface components {
             overwrite_cache: boolean;
             /**
              * Preprocessing Batch Size
+             * @description Rows read, converted and tokenized together (one task per worker process); memory during tokenization grows with it, not with the dataset.
              * @default 1000
              */
             preprocessing_batch_size: number;
@@ -1795,7 +1818,7 @@ export interface components {
             stage: string;
             /**
              * Status
-             * @description pending | valid | invalid
+             * @description pending | valid | invalid; a hub import: importing, then valid | invalid | failed
              */
             status: string;
             /** Rows Total */
@@ -1814,6 +1837,10 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** @description the hub dataset it was imported from */
+            source?: components["schemas"]["HubSourcePublic"] | null;
+            /** @description how far its hub import got */
+            progress?: components["schemas"]["ImportProgressPublic"] | null;
             /**
              * Stages
              * @description stages this version can feed (from the row shape it was checked for)
@@ -2730,6 +2757,88 @@ export interface components {
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /** HubImportCreate */
+        HubImportCreate: {
+            /**
+             * Hub
+             * @description hf: Hugging Face Hub, ms: ModelScope Hub, om: Modelers Hub
+             * @default hf
+             * @enum {string}
+             */
+            hub: "hf" | "ms" | "om";
+            /**
+             * Repo
+             * @description the dataset id, org/name
+             */
+            repo: string;
+            /**
+             * Subset
+             * @description the subset (configuration) name
+             */
+            subset?: string | null;
+            /**
+             * Split
+             * @default train
+             */
+            split: string;
+            /**
+             * Revision
+             * @description a branch, tag or commit
+             */
+            revision?: string | null;
+            /**
+             * Token Secret
+             * @description a project secret holding the hub access token (private datasets)
+             */
+            token_secret?: string | null;
+            /**
+             * Entry
+             * @description dataset_info.json settings for the rows: formatting, columns, tags, ranking
+             */
+            entry?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Stage
+             * @description stage the rows are checked for; default: from the entry
+             */
+            stage?: string | null;
+        };
+        /** HubSourcePublic */
+        HubSourcePublic: {
+            /** Hub */
+            hub: string;
+            /** Repo */
+            repo: string;
+            /** Subset */
+            subset?: string | null;
+            /** Split */
+            split: string;
+            /** Revision */
+            revision?: string | null;
+            /** Token Secret */
+            token_secret?: string | null;
+        };
+        /** ImportProgressPublic */
+        ImportProgressPublic: {
+            /**
+             * Phase
+             * @description queued | downloading | writing | done | failed
+             */
+            phase: string;
+            /**
+             * Bytes Done
+             * @default 0
+             */
+            bytes_done: number;
+            /**
+             * Rows Done
+             * @default 0
+             */
+            rows_done: number;
+            /** Rows Total */
+            rows_total?: number | null;
         };
         /** JobDatasetPublic */
         JobDatasetPublic: {
@@ -6117,6 +6226,68 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    import_hub_version_api_datasets__dataset_id__versions_import_hub_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HubImportCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetVersionPublic"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role in the project does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or in a project you are not a member of. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid: an unknown stage or token secret, an entry naming files. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -39,6 +39,7 @@ const STATUS_COLORS: Record<string, string> = {
   valid: 'green',
   invalid: 'red',
   pending: 'gray',
+  importing: 'blue',
   online: 'green',
   offline: 'gray',
 };

@@ -7,18 +7,20 @@ import { useParams } from 'react-router';
 import { api, call } from '../api/client';
 import { ErrorAlert, formatBytes, formatTime, Page, StatusBadge } from '../components/Page';
 import { DatasetPreview } from '../datasets/DatasetPreview';
+import { HubImportForm, ImportProgress } from '../datasets/HubImport';
 import { uploadVersion } from '../datasets/upload';
 import { EMPTY_UPLOAD, UploadFields, type UploadValues } from '../datasets/UploadFields';
 import { useProjectId } from '../project/ProjectContext';
 import { StageBadges } from '../stages/StageBadges';
 
 const PAGE = 50;
+const IMPORT_POLL_MS = 1500;
 
-function Report({ datasetId, version }: { datasetId: string; version: number }) {
+function Report({ datasetId, version, status }: { datasetId: string; version: number; status: string }) {
   const { t } = useTranslation();
   const [page, setPage] = useState(1);
   const report = useQuery({
-    queryKey: ['report', datasetId, version, page],
+    queryKey: ['report', datasetId, version, status, page],
     queryFn: () =>
       call(
         api.GET('/api/datasets/{dataset_id}/versions/{version}/report', {
@@ -94,9 +96,12 @@ export function DatasetDetail() {
   const versions = useQuery({
     queryKey: ['versions', datasetId],
     queryFn: () => call(api.GET('/api/datasets/{dataset_id}/versions', { params: { path: { dataset_id: datasetId } } })),
+    // a hub import shows its progress while it runs
+    refetchInterval: (query) => (query.state.data?.some((v) => v.status === 'importing') ? IMPORT_POLL_MS : false),
   });
   const [chosen, setChosen] = useState<number | null>(null);
   const [uploading, setUploading] = useState(false);
+  const [importing, setImporting] = useState(false);
   const [upload, setUpload] = useState<UploadValues>(EMPTY_UPLOAD);
   const list = [...(versions.data ?? [])].sort((a, b) => b.version - a.version);
   const current = list.find((v) => v.version === chosen) ?? list[0];
@@ -122,9 +127,14 @@ export function DatasetDetail() {
     <Page
       title={dataset.data?.name ?? t('nav.datasets')}
       actions={
-        <Button onClick={() => setUploading(true)} variant="light" data-testid="version-add">
-          {t('datasets.newVersion')}
-        </Button>
+        <Group gap="xs">
+          <Button onClick={() => setImporting(true)} variant="default" data-testid="hub-import-open">
+            {t('hubImport.open')}
+          </Button>
+          <Button onClick={() => setUploading(true)} variant="light" data-testid="version-add">
+            {t('datasets.newVersion')}
+          </Button>
+        </Group>
       }
     >
       <ErrorAlert error={dataset.error ?? versions.error} />
@@ -158,6 +168,12 @@ export function DatasetDetail() {
             <Text size="xs" c="dimmed">
               {t('datasets.entryShown')}: <Code>{JSON.stringify(current.info)}</Code>
             </Text>
+            {current.source && (
+              <Text size="xs" c="dimmed" data-testid="import-source">
+                {t('hubImport.source', { hub: t(`hubImport.${current.source.hub}`), repo: current.source.repo, split: current.source.split })}
+              </Text>
+            )}
+            <ImportProgress version={current} />
             <ErrorAlert error={revalidate.error} />
             <Tabs defaultValue="report" keepMounted={false}>
               <Tabs.List>
@@ -169,7 +185,7 @@ export function DatasetDetail() {
                 </Tabs.Tab>
               </Tabs.List>
               <Tabs.Panel value="report" pt="sm">
-                <Report key={current.version} datasetId={datasetId} version={current.version} />
+                <Report key={current.version} datasetId={datasetId} version={current.version} status={current.status} />
               </Tabs.Panel>
               <Tabs.Panel value="preview" pt="sm">
                 <DatasetPreview key={current.version} projectId={projectId} datasetId={datasetId} version={current.version} />
@@ -179,6 +195,17 @@ export function DatasetDetail() {
         </Paper>
       )}
       {versions.data?.length === 0 && <Text c="dimmed">{t('datasets.noVersions')}</Text>}
+      <Modal opened={importing} onClose={() => setImporting(false)} title={t('hubImport.title')} size="lg">
+        <HubImportForm
+          datasetId={datasetId}
+          onStarted={(version) => {
+            setImporting(false);
+            setChosen(version.version);
+            void queryClient.invalidateQueries({ queryKey: ['versions', datasetId] });
+            void queryClient.invalidateQueries({ queryKey: ['dataset', datasetId] });
+          }}
+        />
+      </Modal>
       <Modal opened={uploading} onClose={() => setUploading(false)} title={<Title order={4}>{t('datasets.newVersion')}</Title>} size="lg">
         <form
           onSubmit={(e) => {

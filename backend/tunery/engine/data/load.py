@@ -28,11 +28,11 @@ from tunery.engine.data.types import Example
 from tunery.spec.data import DataSection
 from tunery.spec.stages import stages_for_shape
 
-__all__ = ["data_fingerprint", "load_examples", "validate_datasets"]
+__all__ = ["data_fingerprint", "load_examples", "plan_sources", "validate_datasets", "warn_one_label"]
 
 
 @dataclass
-class _Plan:
+class SourcePlan:
     shape: Shape
     train: list[Source]
     evaluation: list[Source]
@@ -70,7 +70,7 @@ def _check_stage(attr: DatasetAttr, shape: Shape, stage: str) -> None:
         )
 
 
-def _warn_one_label(counts: Counter[bool | None], report: ValidationReport) -> None:
+def warn_one_label(counts: Counter[bool | None], report: ValidationReport) -> None:
     """KTO learns by contrasting desirable and undesirable answers; one kind only is worth a warning
     (TRL trains on it anyway, as LLaMA-Factory does). ``counts``: training rows per KTO label."""
     if len(counts) == 1:
@@ -82,9 +82,9 @@ def _warn_one_label(counts: Counter[bool | None], report: ValidationReport) -> N
         )
 
 
-def _plan(
+def plan_sources(
     data: DataSection, stage: str, report: ValidationReport, cache_dir: str | None, tokens: HubTokens | None = None
-) -> _Plan:
+) -> SourcePlan:
     shape = shape_for_stage(stage)
     if not data.dataset and not data.eval_dataset:
         raise DataError("no dataset to load: set 'dataset' to names from dataset_info.json")
@@ -107,19 +107,19 @@ def _plan(
                 report.warn(f"dataset '{attr.name}': num_samples is ignored when streaming (as in LLaMA-Factory)")
             sources.append(source)
         groups.append(sources)
-    return _Plan(shape, groups[0], groups[1], data.media_dir or data.dataset_dir)
+    return SourcePlan(shape, groups[0], groups[1], data.media_dir or data.dataset_dir)
 
 
 def data_fingerprint(
     data: DataSection, stage: str, seed: int, *, cache_dir: str | None = None, hub_tokens: HubTokens | None = None
 ) -> str:
     """The fingerprint ``load_examples`` would give, without converting anything (hashes the files)."""
-    plan = _plan(data, stage, ValidationReport(), cache_dir, hub_tokens)
+    plan = plan_sources(data, stage, ValidationReport(), cache_dir, hub_tokens)
     return fingerprint(data, stage, seed, plan.train, plan.evaluation)
 
 
 def _load_list(
-    plan: _Plan, source: Source, data: DataSection, rng: np.random.RandomState, report: ValidationReport
+    plan: SourcePlan, source: Source, data: DataSection, rng: np.random.RandomState, report: ValidationReport
 ) -> list[Example]:
     convert = converter_for(source.attr, plan.context(source))
     files = source.read()
@@ -147,7 +147,7 @@ def load_examples(
     """The train / eval examples of a job (lists, or lazy iterables when ``data.streaming``); ``hub_tokens``:
     access tokens of the hubs that hub datasets come from."""
     report = ValidationReport(max_errors=max_errors)
-    plan = _plan(data, stage, report, cache_dir, hub_tokens)
+    plan = plan_sources(data, stage, report, cache_dir, hub_tokens)
     digest = fingerprint(data, stage, seed, plan.train, plan.evaluation)
     if data.streaming:
         return _load_streaming(plan, data, seed, report, digest)
@@ -165,7 +165,7 @@ def load_examples(
         else:
             evaluation = mix(eval_parts, data.mix_strategy, _probs(data, eval_parts), seed)
     if plan.shape == "kto" and train:
-        _warn_one_label(Counter(example.kto_label for example in train), report)
+        warn_one_label(Counter(example.kto_label for example in train), report)
     if data.val_size > 1e-6 and train:
         train, evaluation = split_validation(train, data.val_size, seed)
     return LoadedData(train, evaluation, report, digest, by_dataset)
@@ -177,7 +177,9 @@ def _probs(data: DataSection, parts: Sequence[object]) -> list[float] | None:
     return probs if probs is not None and len(probs) == len(parts) else None
 
 
-def _load_streaming(plan: _Plan, data: DataSection, seed: int, report: ValidationReport, digest: str) -> LoadedData:
+def _load_streaming(
+    plan: SourcePlan, data: DataSection, seed: int, report: ValidationReport, digest: str
+) -> LoadedData:
     def lazy(source: Source) -> LazyDataset:
         return LazyDataset(source, converter_for(source.attr, plan.context(source)), report, data.max_samples)
 
@@ -214,7 +216,7 @@ def validate_datasets(
     bad rows are in the report.
     """
     report = ValidationReport(max_errors=max_errors)
-    plan = _plan(data, stage, report, None, hub_tokens)
+    plan = plan_sources(data, stage, report, None, hub_tokens)
     seen: set[str] = set()
     labels: Counter[bool | None] = Counter()  # KTO: training rows per label, to check both occur
     for source in plan.train + plan.evaluation:
@@ -233,5 +235,5 @@ def validate_datasets(
                     labels[example.kto_label] += 1
         report.count_rows(source.attr.name, checked, checked - sink.bad)
     if labels:
-        _warn_one_label(labels, report)
+        warn_one_label(labels, report)
     return report

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunery.engine.data.api import DataError
+from tunery.engine.data.json_array import ArrayError, iter_array
 from tunery.engine.data.jsonio import loads
 
 #: File extension -> reader name, as LLaMA-Factory's FILEEXT2TYPE.
@@ -60,13 +61,12 @@ def read_file(path: str) -> RawFile:
 
 
 def iter_file(path: str) -> Numbered:
-    """Rows of a file read lazily (JSON arrays are parsed whole, as they must be)."""
+    """Rows of a file read lazily, in chunks (JSON arrays item by item), so memory does not grow with the file."""
     kind = file_type(path)
     if kind is None:
         raise DataError(f"{path}: unsupported file type; use one of: " + ", ".join(f".{e}" for e in FILE_TYPES))
     if kind == "json":
-        raw = _read_json(path)
-        return zip(raw.numbers, raw.rows, strict=True)
+        return _stream_json(path)
     return STREAMERS[kind](path)
 
 
@@ -110,12 +110,30 @@ def _read_json(path: str) -> RawFile:
 def _from_document(path: str, document: Any) -> RawFile:
     """An array is one row per item (a string item is {"text": item}); an object is a single row."""
     if isinstance(document, list):
-        rows = [
-            item if type(item) is dict else {"text": item} if type(item) is str else _object_row(item)
-            for item in document
-        ]
+        rows = [_array_item(item) for item in document]
         return RawFile(path, rows, range(1, len(document) + 1))
     return RawFile(path, [_object_row(document)], range(1, 2))
+
+
+def _array_item(item: Any) -> Any:
+    return item if type(item) is dict else {"text": item} if type(item) is str else _object_row(item)
+
+
+def _stream_json(path: str) -> Numbered:
+    """A JSON file's rows: an array item by item (``json_array.iter_array``); JSON lines or a single object whole."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"["):
+        raw = _read_json(path)
+        yield from zip(raw.numbers, raw.rows, strict=True)
+        return
+    try:
+        for number, item in enumerate(iter_array(path), start=1):
+            yield number, _array_item(item)
+    except ArrayError as exc:
+        raise DataError(f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
 
 
 def _parse_line(line: bytes) -> Any:

@@ -222,4 +222,9 @@ def _unknown_name(name: str, known: list[str], path: str) -> str:
         hint = f"it defines {len(known)} datasets, e.g. " + ", ".join(sorted(known)[:5])
     else:
         hint = "it defines no dataset"
+    if name.count("/") == 1 and not close:  # a hub id: LLaMA-Factory loads those only with dataset_dir ONLINE
+        hint += (
+            f"; to load the hub dataset '{name}' set dataset_dir to ONLINE (every dataset name is then a hub id) "
+            f'or add an entry "{name}": {{"hf_hub_url": "{name}"}} to {DATA_CONFIG}'
+        )
     return f"dataset '{name}' is not defined in {path}; {hint}"

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import xxhash
 
 from tunery.engine.data.types import Message, Role
 from tunery.engine.templates.base import ChatTemplate
 from tunery.engine.tokenize.columns import COLUMNS, ColumnRows
+from tunery.engine.tokenize.npyfile import NpyAppender, data_checksum, link_or_copy
 from tunery.engine.tokenize.rows import TokenRows
 from tunery.engine.tokenize.stats import TokenStats
 from tunery.engine.tokenize.text import tokenizer_fingerprint
@@ -99,19 +101,27 @@ def _checksum(array: np.ndarray) -> str:
     return xxhash.xxh3_64_hexdigest(np.ascontiguousarray(array).data)
 
 
+def read_meta(folder: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    return meta
+
+
 def read_splits(folder: Path, key: str | None = None) -> dict[str, CachedSplit]:
-    """The splits stored in ``folder`` (checked against ``key`` when given); raises on a missing or damaged one."""
-    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    """The splits stored in ``folder`` (checked against ``key`` when given); raises on a missing or damaged one.
+    Arrays are memory-mapped; their checksums are verified by reading the files (not through the maps, which
+    would make every page count in the process's resident memory)."""
+    meta = read_meta(folder)
     if meta.get("version") != CACHE_VERSION or (key is not None and meta.get("key") != key):
         raise ValueError("tokenized data of another version or key")
     splits: dict[str, CachedSplit] = {}
     for split, info in meta["splits"].items():
         arrays: dict[str, np.ndarray] = {}
         for name, expected in info["arrays"].items():
-            array = np.load(folder / f"{info['file']}.{name}.npy", mmap_mode="r", allow_pickle=False)
-            if list(array.shape) != expected["shape"] or _checksum(array) != expected["xxh3"]:
+            path = folder / f"{info['file']}.{name}.npy"
+            checksum, shape = data_checksum(path)
+            if shape != expected["shape"] or checksum != expected["xxh3"]:
                 raise ValueError(f"array {split}.{name} is damaged")
-            arrays[name] = array
+            arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
         kind = info.get("kind", TOKEN_ROWS)
         rows: TokenRows | ColumnRows
         if kind == TOKEN_ROWS:
@@ -129,31 +139,97 @@ def split_kind(split: CachedSplit) -> str:
     return split.rows.kind if isinstance(split.rows, ColumnRows) else TOKEN_ROWS
 
 
-def write_splits(final: Path, splits: Mapping[str, CachedSplit], key: str) -> Path:
-    """Write ``splits`` into the folder ``final`` atomically (a temporary folder beside it, then a rename)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
-    try:
-        meta: dict[str, Any] = {"version": CACHE_VERSION, "key": key, "splits": {}}
-        for number, (split, cached) in enumerate(splits.items()):
-            info: dict[str, Any] = {"file": f"s{number}", "kind": split_kind(cached), "stats": cached.stats.to_dict()}
-            info["arrays"] = {}
-            for name, array in cached.rows.arrays().items():
-                np.save(tmp / f"{info['file']}.{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-                info["arrays"][name] = {"shape": list(array.shape), "xxh3": _checksum(array)}
-            meta["splits"][split] = info
-        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final, ignore_errors=True)
+def _whole_file(array: np.ndarray) -> Path | None:
+    """The ``.npy`` file a memory-mapped array is the whole data of (None for arrays in memory)."""
+    if not isinstance(array, np.memmap) or array.filename is None:
+        return None
+    path = Path(array.filename)
+    if path.suffix != ".npy" or not path.is_file():
+        return None
+    expected = array.offset + array.size * array.itemsize
+    return path if path.stat().st_size == expected and array.flags.c_contiguous else None
+
+
+class EntryWriter:
+    """Writes one entry (a folder of splits) in a temporary folder beside ``final``; :meth:`commit` renames it
+    into place. Arrays come whole (``add_split``) or are appended chunk by chunk (``appender`` + ``add_files``)."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+        self.meta: dict[str, Any] = {"version": CACHE_VERSION, "splits": {}}
+
+    def _file(self) -> str:
+        return f"s{len(self.meta['splits'])}"
+
+    def appender(self, name: str, dtype: npt.DTypeLike) -> NpyAppender:
+        """A file for array ``name`` of the next split added with :meth:`add_files`."""
+        return NpyAppender(self.tmp / f"{self._file()}.{name}.npy", dtype)
+
+    def link(self, name: str, finished: NpyAppender) -> NpyAppender:
+        """A finished ``.npy`` file (e.g. of a row store) as array ``name`` of the next split, without copying."""
+        target = self.tmp / f"{self._file()}.{name}.npy"
+        link_or_copy(finished.path, target)
+        linked = NpyAppender.finished(target, finished)
+        return linked
+
+    def add_files(self, split: str, kind: str, stats: TokenStats, appenders: Mapping[str, NpyAppender]) -> None:
+        arrays = {}
+        for name, appender in appenders.items():
+            checksum = appender.close()
+            arrays[name] = {"shape": [appender.count], "xxh3": checksum}
+        self.meta["splits"][split] = {"file": self._file(), "kind": kind, "stats": stats.to_dict(), "arrays": arrays}
+
+    def add_split(self, split: str, cached: CachedSplit) -> None:
+        file = self._file()
+        info: dict[str, Any] = {"file": file, "kind": split_kind(cached), "stats": cached.stats.to_dict()}
+        info["arrays"] = {}
+        for name, array in cached.rows.arrays().items():
+            target = self.tmp / f"{file}.{name}.npy"
+            source = _whole_file(array)
+            if source is not None:  # already on disk (a cache entry): no pass through memory
+                link_or_copy(source, target)
+                checksum, _ = data_checksum(target)
+            else:
+                np.save(target, np.ascontiguousarray(array), allow_pickle=False)
+                checksum = _checksum(array)
+            info["arrays"][name] = {"shape": list(array.shape), "xxh3": checksum}
+        self.meta["splits"][split] = info
+
+    def commit(self, key: str, extra: Mapping[str, Any] | None = None) -> Path:
         try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():  # another job finished the same entry first: keep theirs
-                raise
-        return final
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            self.meta["key"] = key
+            self.meta.update(extra or {})
+            (self.tmp / "meta.json").write_text(json.dumps(self.meta), encoding="utf-8")
+            if self.final.exists():
+                shutil.rmtree(self.final, ignore_errors=True)
+            try:
+                os.rename(self.tmp, self.final)
+            except OSError:
+                if not self.final.is_dir():  # another job finished the same entry first: keep theirs
+                    raise
+            return self.final
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def write_splits(
+    final: Path, splits: Mapping[str, CachedSplit], key: str, extra: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``splits`` into the folder ``final`` atomically (a temporary folder beside it, then a rename)."""
+    writer = EntryWriter(final)
+    try:
+        for split, cached in splits.items():
+            writer.add_split(split, cached)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit(key, extra)
 
 
 class TokenCache:
@@ -176,6 +252,7 @@ class TokenCache:
             shutil.rmtree(folder, ignore_errors=True)
             return None
 
-    def store(self, key: str, splits: Mapping[str, CachedSplit]) -> Path:
-        """Write an entry atomically (temporary folder, then rename); return its folder."""
-        return write_splits(self.path(key), splits, key)
+    def store(self, key: str, splits: Mapping[str, CachedSplit], extra: Mapping[str, Any] | None = None) -> Path:
+        """Write an entry atomically (temporary folder, then rename); return its folder. ``extra``: more keys
+        for its ``meta.json`` (the data report)."""
+        return write_splits(self.path(key), splits, key, extra)

@@ -58,13 +58,13 @@ class Ragged:
     def from_lists(cls, items: Sequence[Sequence[int]]) -> Ragged:
         lengths = np.fromiter(map(len, items), np.int64, len(items))
         values = np.fromiter(chain.from_iterable(items), np.int32, int(lengths.sum()))
-        return cls(values, _offsets(lengths))
+        return cls(values, offsets_of(lengths))
 
     @classmethod
     def from_texts(cls, texts: Sequence[str]) -> Ragged:
         encoded = [text.encode("utf-8") for text in texts]
         values = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
-        return cls(values, _offsets(np.fromiter(map(len, encoded), np.int64, len(encoded))))
+        return cls(values, offsets_of(np.fromiter(map(len, encoded), np.int64, len(encoded))))
 
     @classmethod
     def concat(cls, parts: Sequence[Ragged]) -> Ragged:
@@ -89,7 +89,8 @@ class Ragged:
         return bytes(self.values[int(self.offsets[index]) : int(self.offsets[index + 1])]).decode("utf-8")
 
 
-def _offsets(lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+def offsets_of(lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Offsets of items of ``lengths`` laid end to end: item ``i`` spans ``offsets[i]:offsets[i + 1]``."""
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return offsets

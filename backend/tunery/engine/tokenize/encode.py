@@ -24,7 +24,7 @@ from tunery.engine.tokenize.stats import TokenStats, compute_stats
 from tunery.engine.tokenize.supervised import EncodeOptions, encode_supervised_rows
 
 #: Examples encoded per chunk: big enough for fast batched tokenization, small enough to bound memory.
-CHUNK_EXAMPLES = 8192
+CHUNK_EXAMPLES = 2048
 
 PackMode = Literal["none", "neat", "concat"]
 

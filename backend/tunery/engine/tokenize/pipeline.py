@@ -14,6 +14,7 @@ from tunery.engine.data.hub import hub_tokens
 from tunery.engine.data.types import Example
 from tunery.engine.gc_pause import paused_gc
 from tunery.engine.templates.base import ChatTemplate
+from tunery.engine.tokenize import flat
 from tunery.engine.tokenize.cache import CachedSplit, TokenCache, cache_key
 from tunery.engine.tokenize.collate import PackedCollator, PaddingCollator
 from tunery.engine.tokenize.columns import ColumnDataset, ColumnRows
@@ -129,7 +130,26 @@ def build_training_data(
         splits = load_saved(path, recipe)
         collator = make_collator(spec, tokenizer, recipe)
         return _training_data(splits, collator, cache_path=Path(path), from_cache=True, report=report)
+    recipe = recipe_for(spec, template)
+    if flat.supports(spec, recipe):
+        return _build_flat(spec, tokenizer, template, cache_dir, recipe)
     return tokenize_loaded(load_data(spec), spec, tokenizer, template, cache_dir)
+
+
+def _build_flat(
+    spec: JobSpec, tokenizer: Any, template: ChatTemplate | None, cache_dir: Path | None, recipe: Recipe
+) -> TrainingData:
+    """pt / sft token rows built in memory that does not grow with the rows (``tokenize.flat``)."""
+    _check_tool_format(spec, template)
+    collator = make_collator(spec, tokenizer, recipe)
+    with paused_gc():
+        result = flat.build_flat(spec, tokenizer, template, cache_dir, recipe, _cache_options(spec, recipe))
+    _check_rows(result.splits["train"].stats, recipe)
+    if spec.data.tokenized_path:
+        save(spec.data.tokenized_path, result.splits, result.key, recipe)
+    return _training_data(
+        result.splits, collator, cache_path=result.cache_path, from_cache=result.from_cache, report=result.report
+    )
 
 
 def tokenize_loaded(
@@ -168,7 +188,7 @@ def tokenize_loaded(
     _check_rows(cached["train"].stats, recipe)
     _warn_dropped(cached, splits, recipe, loaded.report)
     if spec.data.tokenized_path:
-        save(spec.data.tokenized_path, cached, key)
+        save(spec.data.tokenized_path, cached, key, recipe)
     cache_path = cache.path(key) if cache is not None else None
     return _training_data(cached, collator, cache_path=cache_path, from_cache=from_cache, report=loaded.report)
 
@@ -215,7 +235,7 @@ def _check_tool_format(spec: JobSpec, template: ChatTemplate | None) -> None:
         )
 
 
-_EVAL_PREFIX = "eval/"
+_EVAL_PREFIX = flat.EVAL_PREFIX
 
 
 def _dataset(rows: TokenRows | ColumnRows) -> Rows:
@@ -223,7 +243,7 @@ def _dataset(rows: TokenRows | ColumnRows) -> Rows:
 
 
 def _no_room(recipe: Recipe) -> str:
-    return f"the prompt leaves no room for the answer within cutoff_len={recipe.options.cutoff_len}"
+    return flat.no_room(recipe.options.cutoff_len)
 
 
 def _warn_dropped(
@@ -237,14 +257,10 @@ def _warn_dropped(
         examples = splits[name]
         kept = set(rows.per_row["source"].tolist())
         dropped = [i for i in range(split.stats.examples) if i not in kept]
-        where = ""
+        refs = []
         if isinstance(examples, list):
-            refs = [examples[i].ref for i in dropped[:5]]
-            where = " (" + "; ".join(f"{ref.file}, row {ref.row}" for ref in refs if ref is not None) + ")"
-        report.warn(
-            f"{name}: {split.stats.dropped} of {split.stats.examples} rows dropped: {_no_room(recipe)}"
-            f"{where}; raise cutoff_len to keep them"
-        )
+            refs = [(ref.file, ref.row) for i in dropped[:5] if (ref := examples[i].ref) is not None]
+        report.warn(flat.dropped_warning(name, split.stats, refs))
 
 
 def _check_rows(stats: TokenStats, recipe: Recipe) -> None:

@@ -32,13 +32,13 @@ def eos_text(tokenizer: Any, template_name: str | None) -> str:
     return str(tokenizer.eos_token)
 
 
-def _adds_bos(tokenizer: Any) -> bool:
+def adds_bos(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "add_bos_token", False)) and tokenizer.bos_token is not None
 
 
 def encode_pretrain(examples: Sequence[Example], tokenizer: Any, template_name: str | None, cutoff_len: int) -> Encoded:
     """One sequence per document (bos if the tokenizer adds one, text, eos), cut to ``cutoff_len``."""
-    prefix = str(tokenizer.bos_token) if _adds_bos(tokenizer) else ""
+    prefix = str(tokenizer.bos_token) if adds_bos(tokenizer) else ""
     suffix = eos_text(tokenizer, template_name)
     texts = [prefix + pretrain_text(example, i) + suffix for i, example in enumerate(examples)]
     out = Encoded()
@@ -68,7 +68,7 @@ def pack_blocks(
     blocks = len(stream) // block_size
     body = stream[: blocks * block_size].copy()
     leftover = stream[blocks * block_size :].tolist()
-    if _adds_bos(tokenizer) and blocks:
+    if adds_bos(tokenizer) and blocks:
         body[::block_size] = tokenizer.bos_token_id
     offsets = np.arange(blocks + 1, dtype=np.int64) * block_size
     return TokenRows(body, body.copy(), offsets), leftover

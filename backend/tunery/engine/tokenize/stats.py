@@ -82,11 +82,27 @@ def compute_stats(
     dropped: int,
     cutoff_len: int,
 ) -> TokenStats:
+    trained = int(np.count_nonzero(rows.labels != IGNORE_INDEX))
+    return stats_from_counts(
+        sequence_lengths, len(rows), int(rows.offsets[-1]), trained, truncated, dropped, cutoff_len
+    )
+
+
+def stats_from_counts(
+    sequence_lengths: Sequence[int] | np.ndarray,
+    rows: int,
+    tokens: int,
+    trained_tokens: int,
+    truncated: int,
+    dropped: int,
+    cutoff_len: int,
+) -> TokenStats:
+    """Statistics from counts gathered while rows were written (the rows themselves may be on disk)."""
     return TokenStats(
         examples=len(sequence_lengths),
-        rows=len(rows),
-        tokens=int(rows.offsets[-1]),
-        trained_tokens=int(np.count_nonzero(rows.labels != IGNORE_INDEX)),
+        rows=rows,
+        tokens=tokens,
+        trained_tokens=trained_tokens,
         truncated=truncated,
         dropped=dropped,
         cutoff_len=cutoff_len,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -54,9 +55,28 @@ def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     return [pool.get(i) for i in range(len(pool))]
 
 
+#: The word-cache encoder of each tokenizer (with the vocabulary size it was built for): its cache of words
+#: then lives across batches, and its probe runs once.
+_ENCODERS: weakref.WeakKeyDictionary[Any, tuple[int, WordCacheEncoder | None]] = weakref.WeakKeyDictionary()
+
+
+def _word_cache(tokenizer: Any) -> WordCacheEncoder | None:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    size = backend.get_vocab_size(with_added_tokens=True) if backend is not None else -1
+    try:
+        known = _ENCODERS.get(tokenizer)
+    except TypeError:  # not weakly referenceable: build one per call
+        return WordCacheEncoder.for_tokenizer(tokenizer)
+    if known is not None and known[0] == size:
+        return known[1]
+    encoder = WordCacheEncoder.for_tokenizer(tokenizer)
+    _ENCODERS[tokenizer] = (size, encoder)
+    return encoder
+
+
 def _encode(tokenizer: Any, texts: Sequence[str]) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
     """(ids of all texts concatenated, offsets): the word-cache encoder when it applies, else the tokenizer."""
-    fast = WordCacheEncoder.for_tokenizer(tokenizer)
+    fast = _word_cache(tokenizer)
     if fast is not None:
         return fast.encode_flat(texts)
     backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None

@@ -27,6 +27,8 @@ import numpy.typing as npt
 
 logger = logging.getLogger(__name__)
 
+#: Distinct words kept before the cache starts over, so memory stays flat however many rows are encoded.
+MAX_CACHED_WORDS = 50_000
 #: The pattern of ``pre_tokenizers.ByteLevel(use_regex=True)`` (GPT-2's).
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 #: Normalizers that leave ASCII text unchanged.
@@ -102,6 +104,9 @@ class WordCacheEncoder:
 
     def encode_flat(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
         """All texts' ids concatenated, and offsets: text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``."""
+        if len(self._pieces) > MAX_CACHED_WORDS:  # distinct words (numbers, names) grow with the data: start over
+            self._number.clear()
+            self._pieces.clear()
         number, pieces = self._number, self._pieces
         word_lists = [self._split(text) if text.isascii() else [] for text in texts]
         model, table, added = self._model, self._bytes, self._added
@@ -111,12 +116,16 @@ class WordCacheEncoder:
             pieces.append((special,) if special is not None else _ids(model.tokenize(word.translate(table))))
         numbers = [list(map(number.__getitem__, words)) for words in word_lists]
         slow = [index for index, text in enumerate(texts) if not text.isascii()]
-        if slow:  # each such text becomes one cached "word" of its own
+        cached = len(pieces)
+        if slow:  # each such text becomes one "word" of its own, for this call only
             encoded = self._backend.encode_batch_fast([texts[i] for i in slow], add_special_tokens=False)
             for index, enc in zip(slow, encoded, strict=True):
                 numbers[index] = [len(pieces)]
                 pieces.append(tuple(enc.ids))
-        return self._gather(numbers)
+        try:
+            return self._gather(numbers)
+        finally:
+            del pieces[cached:]
 
     def _gather(self, word_lists: list[list[int]]) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
         """Concatenate the cached ids of each text's words (numpy gathers, no per-token Python work)."""

@@ -36,6 +36,7 @@ ROUTERS = (
     "keys",
     "models",
     "datasets",
+    "dataset_import",
     "experiments",
     "stream",
     "workers",

@@ -64,6 +64,18 @@ def stages_fed(stage: str) -> list[str]:
     return stages_fed_by(STAGE_SHAPES.get(stage, "sft"))
 
 
+def next_number(session: Session, dataset: Dataset) -> int:
+    """The number of the dataset's next version (the dataset row stays locked until the commit)."""
+    # lock the dataset row so concurrent uploads number their versions one after the other
+    locked = session.execute(
+        select(Dataset.next_version).where(Dataset.id == dataset.id).with_for_update()
+    ).scalar_one()
+    newest = session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset.id))
+    number = max(locked, (newest or 0) + 1)
+    dataset.next_version = number + 1
+    return number
+
+
 def add_version(
     session: Session, storage: Storage, dataset: Dataset, upload: StagedUpload, stage: str | None = None
 ) -> DatasetVersion:
@@ -74,13 +86,7 @@ def add_version(
     digest = content_hash(entry, upload)
     (upload.folder / INFO_FILE).unlink(missing_ok=True)
     (upload.folder / INFO_FILE).write_text(json.dumps({dataset.name: entry}, indent=2), encoding="utf-8")
-    # lock the dataset row so concurrent uploads number their versions one after the other
-    locked = session.execute(
-        select(Dataset.next_version).where(Dataset.id == dataset.id).with_for_update()
-    ).scalar_one()
-    newest = session.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset.id))
-    number = max(locked, (newest or 0) + 1)
-    dataset.next_version = number + 1
+    number = next_number(session, dataset)
     target = storage.publish(upload.folder, "datasets", dataset.id, f"v{number}")
     version = DatasetVersion(
         dataset_id=dataset.id,

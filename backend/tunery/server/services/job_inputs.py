@@ -52,6 +52,10 @@ def split_pin(name: str) -> tuple[str, int | None]:
     return name, None
 
 
+#: version states without files: a hub import that is running or failed
+UNUSABLE = ("importing", "failed")
+
+
 def resolve_datasets(
     session: Session, project_id: str, names: list[str], field: str
 ) -> tuple[dict[str, DatasetVersion], list[Problem]]:
@@ -73,11 +77,15 @@ def resolve_datasets(
         if dataset is None or not dataset.versions:
             problems.append(Problem(field, f"dataset '{base}' is not registered in this project"))
             continue
-        versions = {version.version: version for version in dataset.versions}
+        # a hub import still running (or failed) has no files yet: never the default, refused when pinned
+        versions = {version.version: version for version in dataset.versions if version.status not in UNUSABLE}
+        if not versions:
+            problems.append(Problem(field, f"dataset '{base}' has no imported version yet"))
+            continue
         chosen = versions.get(pin) if pin is not None else versions[max(versions)]
         if chosen is None:
             known = ", ".join(str(number) for number in sorted(versions))
-            problems.append(Problem(field, f"dataset '{base}' has no version {pin} (versions: {known})"))
+            problems.append(Problem(field, f"dataset '{base}' has no usable version {pin} (versions: {known})"))
             continue
         found[name] = chosen
     return found, problems

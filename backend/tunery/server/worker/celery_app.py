@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import Celery  # type: ignore[import-untyped]
 from kombu import Queue  # type: ignore[import-untyped]
 
-from tunery.server.worker.queue import DEFAULT_QUEUE, GPU_QUEUE, REAP, RUN_JOB, VALIDATE_DATASET
+from tunery.server.worker.queue import DEFAULT_QUEUE, GPU_QUEUE, IMPORT_HUB_DATASET, REAP, RUN_JOB, VALIDATE_DATASET
 
 #: Redis redelivers unacked messages after this long; duplicates are harmless (the claim refuses them).
 REDIS_VISIBILITY_TIMEOUT = 24 * 3600
@@ -30,6 +30,7 @@ def create_celery(broker_url: str, reaper_interval_seconds: float = 30.0) -> Cel
             RUN_JOB: {"queue": GPU_QUEUE},
             REAP: {"queue": DEFAULT_QUEUE},
             VALIDATE_DATASET: {"queue": DEFAULT_QUEUE},
+            IMPORT_HUB_DATASET: {"queue": DEFAULT_QUEUE},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=False,

@@ -15,6 +15,7 @@ DEFAULT_QUEUE = "default"
 RUN_JOB = "tunery.run_job"
 REAP = "tunery.reap"
 VALIDATE_DATASET = "tunery.validate_dataset_version"
+IMPORT_HUB_DATASET = "tunery.import_hub_dataset"
 
 RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
 
@@ -50,4 +51,12 @@ def enqueue_dataset_validation(version_id: str, settings: Settings | None = None
     settings = settings or Settings.from_env()
     celery_for(settings.broker_url).send_task(
         VALIDATE_DATASET, args=[version_id], queue=DEFAULT_QUEUE, retry=True, retry_policy=RETRY_POLICY
+    )
+
+
+def enqueue_hub_import(version_id: str, settings: Settings | None = None) -> None:
+    """Import a hub dataset into a stored dataset version on the ``default`` queue (progress on the row)."""
+    settings = settings or Settings.from_env()
+    celery_for(settings.broker_url).send_task(
+        IMPORT_HUB_DATASET, args=[version_id], queue=DEFAULT_QUEUE, retry=True, retry_policy=RETRY_POLICY
     )

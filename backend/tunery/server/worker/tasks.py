@@ -6,7 +6,7 @@ import os
 
 from celery import Celery  # type: ignore[import-untyped]
 
-from tunery.server.worker.queue import GPU_QUEUE, REAP, RUN_JOB, VALIDATE_DATASET
+from tunery.server.worker.queue import GPU_QUEUE, IMPORT_HUB_DATASET, REAP, RUN_JOB, VALIDATE_DATASET
 
 WORKER_NAME_ENV = "TUNERY_WORKER_NAME"
 
@@ -41,3 +41,11 @@ def register_tasks(app: Celery) -> None:
         context = get_context()
         with context.database.session() as session:
             return validate_dataset_version(session, context.storage_root, version_id).status
+
+    @app.task(name=IMPORT_HUB_DATASET)
+    def import_hub_dataset(version_id: str) -> str:
+        from tunery.server.services.dataset_import import run_import
+        from tunery.server.worker.context import get_context
+
+        context = get_context()
+        return run_import(context.database, context.settings, version_id)

@@ -19,6 +19,7 @@ from tunery.engine.data.formats.base import (
     kto_label_of,
     media_of,
     missing,
+    no_text,
     optional_text,
     register_format,
     required_text,
@@ -81,14 +82,18 @@ def alpaca_converter(attr: DatasetAttr, context: Context) -> Converter:
 
     def pretraining(row: dict[str, Any], ref: RowRef) -> Example:
         if not explicit_prompt and ("text" in row or prompt_col not in row):
-            text = required_text(row, "text")
+            field, text = "text", required_text(row, "text")
         else:
-            text = user_text(row)
+            field, text = prompt_col or query_col or "text", user_text(row)
+        if not text.strip():  # LLaMA-Factory would train on the eos token alone
+            raise RowProblem(field, "the text is empty")
         return Example([], [Message(Role.ASSISTANT, text)], ref=ref)
 
     def convert(row: dict[str, Any], ref: RowRef) -> Example:
         prompt = history_turns(row, attr.history)
-        prompt.append(Message(Role.USER, user_text(row)))
+        question = user_text(row)
+        prompt.append(Message(Role.USER, question))
+        text_columns = [column for column in (prompt_col, query_col, response_col) if column and column in row]
         label = kto_label_of(row, attr.kto_tag, required=shape == "kto")
         if shape == "pairwise":
             chosen = Message(Role.ASSISTANT, required_text(row, attr.chosen or ""))
@@ -98,10 +103,13 @@ def alpaca_converter(attr: DatasetAttr, context: Context) -> Converter:
         elif shape == "unsupervised":
             answer = optional_text(row, response_col)  # the optional reference answer
             response = [Message(Role.ASSISTANT, answer)] if answer else []
+            if not question.strip() and not (answer or "").strip() and len(prompt) == 1:
+                raise no_text(prompt_col or query_col or "row", text_columns)
         else:
             response = [Message(Role.ASSISTANT, required_text(row, response_col or ""))]
-            if shape == "kto":
-                check_answer(response[0], response_col or "")
+            if not response[0].content.strip() and not question.strip() and len(prompt) == 1:
+                raise no_text(response_col or "", text_columns)
+            check_answer(response[0], response_col or "")  # an empty answer trains nothing
         example = Example(
             prompt,
             response,

@@ -151,6 +151,12 @@ def check_answer(answer: Message, field: str, what: str = "the answer") -> None:
         raise RowProblem(field, f"{what} is empty")
 
 
+def no_text(field: str, columns: list[str]) -> RowProblem:
+    """A row whose every text column (``columns``) is empty, reported on ``field``."""
+    listed = ", ".join(f"'{column}'" for column in columns)
+    return RowProblem(field, f"the row has no text ({listed} all empty)")
+
+
 def check_pair(chosen: Message, rejected: Message, chosen_field: str, rejected_field: str) -> None:
     """A preference pair: two non-empty answers that differ (equal ones carry no preference)."""
     check_answer(chosen, chosen_field, "the chosen answer")

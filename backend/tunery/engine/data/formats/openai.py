@@ -123,7 +123,7 @@ def openai_converter(attr: DatasetAttr, context: Context) -> Converter:
             pair = (answer_of(row, attr.chosen or "", attr, roles), answer_of(row, attr.rejected or "", attr, roles))
 
         def field_of(position: int) -> str:
-            return f"{column}[{origins[position]}].{role_tag}"
+            return f"{column}[{origins[position]}]"
 
         return build_example(attr, context, row, ref, turns, field_of, system or None, pair)
 

@@ -109,7 +109,7 @@ def sharegpt_converter(attr: DatasetAttr, context: Context) -> Converter:
             pair = (answer_of(row, attr.chosen or "", attr, roles), answer_of(row, attr.rejected or "", attr, roles))
 
         def field_of(position: int) -> str:
-            return f"{column}[{position + start}].{role_tag}"
+            return f"{column}[{position + start}]"
 
         return build_example(attr, context, row, ref, turns, field_of, system or None, pair)
 

@@ -66,19 +66,29 @@ def build_example(
     system: str | None,
     pair: tuple[Message, Message] | None = None,
 ) -> Example:
-    """The example of a turn-based row (sharegpt, openai) for the context's shape."""
+    """The example of a turn-based row (sharegpt, openai) for the context's shape. ``field_of(i)``: the path of
+    turn ``i`` in the row (e.g. ``conversations[3]``)."""
     column = attr.messages or "messages"
     shape = context.shape
     label = None
+
+    def role_field(position: int) -> str:
+        return f"{field_of(position)}.{attr.role_tag}"
+
+    def content_field(position: int) -> str:
+        return f"{field_of(position)}.{attr.content_tag}"
+
     if shape == "pt":
         if not turns:
             raise RowProblem(column, "the conversation is empty")
+        if not turns[0].content.strip():  # LLaMA-Factory would train on the eos token alone
+            raise RowProblem(content_field(0), "the text is empty")
         prompt: list[Message] = []
         response = [Message(Role.ASSISTANT, turns[0].content)]
     elif shape == "pairwise":
         if not turns:
             raise RowProblem(column, "the conversation is empty")
-        check_order(turns, field_of)
+        check_order(turns, role_field)
         if len(turns) % 2 == 0:
             raise RowProblem(
                 column,
@@ -89,14 +99,21 @@ def build_example(
         content = attr.content_tag
         check_pair(pair[0], pair[1], f"{attr.chosen}.{content}", f"{attr.rejected}.{content}")
         prompt, response = turns, [pair[0], pair[1]]
-    elif shape == "unsupervised" and len(turns) % 2:
-        check_order(turns, field_of)  # a prompt without a reference answer (ppo, grpo)
-        prompt, response = turns, []
+    elif shape == "unsupervised":  # ppo, grpo: a prompt, with or without a reference answer
+        if len(turns) % 2:
+            check_order(turns, role_field)
+            prompt, response = turns, []
+        else:
+            prompt, response = split_turns(turns, role_field, column, "prompt")
+            if not response[0].content.strip():  # an empty reference is no reference (as in LLaMA-Factory)
+                response = []
+        if not system and not any(turn.content.strip() for turn in prompt) and not response:
+            raise RowProblem(content_field(len(prompt) - 1), "the row has no text (every turn is empty)")
     else:
-        prompt, response = split_turns(turns, field_of, column, "SFT" if shape != "kto" else "KTO")
+        prompt, response = split_turns(turns, role_field, column, "SFT" if shape != "kto" else "KTO")
         label = kto_label_of(row, attr.kto_tag, required=shape == "kto")
-        if shape == "kto":
-            check_answer(response[0], column, "the answer (last assistant turn)")
+        # an empty answer trains nothing (LLaMA-Factory trains its end-of-turn tokens only)
+        check_answer(response[0], content_field(len(turns) - 1), "the answer (last assistant turn)")
     example = Example(
         prompt,
         response,

@@ -78,12 +78,13 @@ def _public(dataset: Dataset) -> DatasetPublic:
 
 def _dataset_for_upload(session: Session, principal: Principal, dataset_id: str) -> Dataset:
     """The dataset, checked; the transaction ends so no connection is held while the files stream in."""
-    dataset = _dataset(session, principal, dataset_id, Role.MEMBER)
+    dataset = dataset_for(session, principal, dataset_id, Role.MEMBER)
     session.commit()
     return dataset
 
 
-def _dataset(session: Session, principal: Principal, dataset_id: str, minimum: Role) -> Dataset:
+def dataset_for(session: Session, principal: Principal, dataset_id: str, minimum: Role) -> Dataset:
+    """The dataset, if the principal has at least ``minimum`` in its project (404 otherwise)."""
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise NotFoundError("dataset not found")
@@ -115,13 +116,13 @@ def list_datasets(access: ProjectViewer, session: SessionDep) -> list[DatasetPub
 
 @router.get("/api/datasets/{dataset_id}")
 def get_dataset(dataset_id: str, session: SessionDep, principal: PrincipalDep) -> DatasetPublic:
-    return _public(_dataset(session, principal, dataset_id, Role.VIEWER))
+    return _public(dataset_for(session, principal, dataset_id, Role.VIEWER))
 
 
 @router.delete("/api/datasets/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_dataset(dataset_id: str, session: SessionDep, principal: PrincipalDep, storage: StorageDep) -> None:
     """Delete the dataset and its files; 409 while a job uses one of its versions."""
-    datasets.delete_dataset(session, storage, _dataset(session, principal, dataset_id, Role.MEMBER))
+    datasets.delete_dataset(session, storage, dataset_for(session, principal, dataset_id, Role.MEMBER))
 
 
 def _upload_hash(request: Request, upload: StagedUpload) -> str:
@@ -176,13 +177,13 @@ async def upload_version(
 
 @router.get("/api/datasets/{dataset_id}/versions")
 def list_versions(dataset_id: str, session: SessionDep, principal: PrincipalDep) -> list[DatasetVersionPublic]:
-    dataset = _dataset(session, principal, dataset_id, Role.VIEWER)
+    dataset = dataset_for(session, principal, dataset_id, Role.VIEWER)
     return [DatasetVersionPublic.model_validate(version) for version in dataset.versions]
 
 
 @router.get("/api/datasets/{dataset_id}/versions/{version}")
 def get_version(dataset_id: str, version: int, session: SessionDep, principal: PrincipalDep) -> DatasetVersionPublic:
-    dataset = _dataset(session, principal, dataset_id, Role.VIEWER)
+    dataset = dataset_for(session, principal, dataset_id, Role.VIEWER)
     return DatasetVersionPublic.model_validate(datasets.get_version(session, dataset, version))
 
 
@@ -191,7 +192,7 @@ def delete_version(
     dataset_id: str, version: int, session: SessionDep, principal: PrincipalDep, storage: StorageDep
 ) -> None:
     """Delete one version and its files; 409 while a job uses it."""
-    dataset = _dataset(session, principal, dataset_id, Role.MEMBER)
+    dataset = dataset_for(session, principal, dataset_id, Role.MEMBER)
     datasets.delete_version(session, storage, datasets.get_version(session, dataset, version))
 
 
@@ -205,7 +206,7 @@ def get_report(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ReportPublic:
     """The validation report: counts, and row errors (file, row, field, message) from ``offset``."""
-    dataset = _dataset(session, principal, dataset_id, Role.VIEWER)
+    dataset = dataset_for(session, principal, dataset_id, Role.VIEWER)
     row = datasets.get_version(session, dataset, version)
     report = row.report or {}
     return ReportPublic.model_validate({
@@ -228,7 +229,7 @@ def revalidate(
     dataset_id: str, version: int, session: SessionDep, principal: PrincipalDep, settings: SettingsDep
 ) -> DatasetVersionPublic:
     """Validate the version again (e.g. after the engine learned a format); the files do not change."""
-    dataset = _dataset(session, principal, dataset_id, Role.MEMBER)
+    dataset = dataset_for(session, principal, dataset_id, Role.MEMBER)
     row = datasets.get_version(session, dataset, version)
     return DatasetVersionPublic.model_validate(
         datasets.validate_dataset_version(session, settings.storage_root, row.id)
@@ -248,7 +249,7 @@ def preview(
     cutoff_len: Annotated[int, Query(ge=1, le=1_000_000)] = 2048,
 ) -> PreviewPublic:
     """Examples rendered with the template (trained vs masked spans) and token-length statistics."""
-    dataset = _dataset(session, principal, dataset_id, Role.VIEWER)
+    dataset = dataset_for(session, principal, dataset_id, Role.VIEWER)
     row = datasets.get_version(session, dataset, version)
     registered = session.scalars(
         select(RegisteredModel)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, computed_field
+from pydantic import Field, computed_field, field_validator
 
 from tunery.server.api.schemas.base import Name, Public, Request
 from tunery.server.services.datasets import stages_fed
@@ -26,6 +26,41 @@ class DatasetPublic(Public):
     stages: list[str] = Field(description="stages the newest version can feed (empty without a version)")
 
 
+class HubImportCreate(Request):
+    hub: Literal["hf", "ms", "om"] = Field(
+        default="hf", description="hf: Hugging Face Hub, ms: ModelScope Hub, om: Modelers Hub"
+    )
+    repo: str = Field(
+        min_length=3, max_length=200, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$", description="the dataset id, org/name"
+    )
+    subset: str | None = Field(default=None, max_length=200, description="the subset (configuration) name")
+    split: str = Field(default="train", min_length=1, max_length=200, pattern=r"^[\w.\[\]:%-]+$")
+    revision: str | None = Field(default=None, max_length=200, description="a branch, tag or commit")
+    token_secret: str | None = Field(
+        default=None, max_length=200, description="a project secret holding the hub access token (private datasets)"
+    )
+    entry: dict[str, Any] | None = Field(
+        default=None, description="dataset_info.json settings for the rows: formatting, columns, tags, ranking"
+    )
+    stage: str | None = Field(default=None, description="stage the rows are checked for; default: from the entry")
+
+
+class HubSourcePublic(Public):
+    hub: str
+    repo: str
+    subset: str | None = None
+    split: str
+    revision: str | None = None
+    token_secret: str | None = None
+
+
+class ImportProgressPublic(Public):
+    phase: str = Field(description="queued | downloading | writing | done | failed")
+    bytes_done: int = 0
+    rows_done: int = 0
+    rows_total: int | None = None
+
+
 class DatasetVersionPublic(Public):
     id: str
     dataset_id: str
@@ -33,11 +68,18 @@ class DatasetVersionPublic(Public):
     content_hash: str
     size_bytes: int
     stage: str
-    status: str = Field(description="pending | valid | invalid")
+    status: str = Field(description="pending | valid | invalid; a hub import: importing, then valid | invalid | failed")
     rows_total: int | None
     rows_valid: int | None
     info: dict[str, Any] = Field(description="its dataset_info.json entry")
     created_at: datetime
+    source: HubSourcePublic | None = Field(default=None, description="the hub dataset it was imported from")
+    progress: ImportProgressPublic | None = Field(default=None, description="how far its hub import got")
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _no_progress(cls, value: Any) -> Any:
+        return value or None
 
     @computed_field(description="stages this version can feed (from the row shape it was checked for)")  # type: ignore[prop-decorator]
     @property

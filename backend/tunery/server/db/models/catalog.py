@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tunery.server.db.base import Base, CreatedMixin, IdMixin
@@ -58,7 +58,11 @@ class DatasetVersion(IdMixin, CreatedMixin, Base):
     rows_total: Mapped[int | None] = mapped_column(Integer)
     rows_valid: Mapped[int | None] = mapped_column(Integer)
     stage: Mapped[str] = mapped_column(String(8), default="sft")  # the stage rows are validated for
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | valid | invalid
+    # pending | valid | invalid; a hub import: importing, then valid | invalid, or failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # a hub import: where the rows came from (hub, repo, subset, split, revision) and how far it got
+    source: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
 
     dataset: Mapped[Dataset] = relationship(back_populates="versions")
